@@ -1,0 +1,1 @@
+"""The HTTP entry point: FastAPI routes over the capabilities' services, no business rules."""

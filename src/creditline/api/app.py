@@ -1,0 +1,50 @@
+"""The FastAPI app factory: `create_app(container)` wires routes, errors and middleware.
+
+The app is built at start-up from an already wired `Container` (see `bootstrap`); nothing
+is created at import time. `create_app()` with no argument reads `Settings` from the
+environment, which is what `uvicorn --factory creditline.api.app:create_app` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from creditline import __version__
+from creditline.api.middleware import IdempotencyMiddleware, Metrics, RequestContextMiddleware
+from creditline.api.problems import install_problem_handlers
+from creditline.api.routes import customers, system
+from creditline.bootstrap import Container, build_container
+from creditline.config import Settings
+from creditline.storage import migrate
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    owned = container is None
+    wired = container or build_container(Settings())
+    if not migrate.is_up_to_date(wired.engine):
+        raise RuntimeError("the database schema is not up to date: run `creditline db upgrade`")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            wired.close()
+
+    app = FastAPI(
+        title="creditline",
+        version=__version__,
+        summary="Instant consumer credit lines: customers, consent, decisions, lending.",
+        lifespan=lifespan,
+    )
+    app.state.container = wired
+    app.state.metrics = Metrics()
+    install_problem_handlers(app)
+    app.include_router(system.router)
+    app.include_router(customers.router)
+    # Capability routers are registered here, one line each.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app

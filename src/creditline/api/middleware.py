@@ -1,0 +1,243 @@
+"""ASGI middleware: request ids, access logs, Prometheus metrics, and idempotent writes.
+
+`RequestContextMiddleware` (outermost) gives each request an id (the caller's
+`X-Request-ID` when it is sane, else a new one), binds it to every log line, echoes it in
+the response, and records count and latency per route template.
+
+`IdempotencyMiddleware` implements the `Idempotency-Key` contract for POSTs (see
+`creditline.storage.idempotency`): the first request runs and its response is stored; a
+replay returns that response with `Idempotent-Replayed: true`; the same key with another
+request, or while the first is still running, is 409. Server errors (5xx) are not stored,
+so the client may retry. The key is handed to the route in `request.state.idempotency_key`
+so that services can use it as the id of what they create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from creditline.api.problems import problem
+from creditline.shared.errors import FieldIssue
+from creditline.storage.idempotency import ClaimOutcome
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+access_log = structlog.get_logger("creditline.access")
+
+
+class Metrics:
+    """The HTTP metrics of one app, on their own registry (so tests can build many apps)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "creditline_http_requests_total",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "creditline_http_request_duration_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _SANE_ID.match(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            status = status_holder["status"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            access_log.info(
+                "request",
+                method=method,
+                path=scope["path"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 3),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        key_bytes = dict(scope.get("headers") or []).get(b"idempotency-key")
+        if key_bytes is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        key = key_bytes.decode("latin-1")
+        if not _SANE_KEY.match(key):
+            response = problem(
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                request=request,
+                errors=[FieldIssue("Idempotency-Key", "invalid", "1–255 visible ASCII characters")],
+            )
+            await response(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        await self._run_once(scope, send, request, key, body)
+
+    async def _run_once(
+        self, scope: Scope, send: Send, request: Request, key: str, body: bytes
+    ) -> None:
+        container = scope["app"].state.container
+        store = container.idempotency
+        path = scope["path"] + (
+            "?" + scope["query_string"].decode() if scope["query_string"] else ""
+        )
+        fingerprint = hashlib.sha256(
+            b"\x00".join([scope["method"].encode(), path.encode(), body])
+        ).hexdigest()
+        now = container.clock.now()
+        claim = await run_in_threadpool(store.claim, key, fingerprint, scope["method"], path, now)
+        replay_receive = _replay(body)
+        if claim.outcome is ClaimOutcome.REPLAY:
+            await _send_stored(
+                send, claim.status_code or 200, claim.content_type, claim.body or b""
+            )
+            return
+        if claim.outcome is not ClaimOutcome.CLAIMED:
+            code, detail = {
+                ClaimOutcome.MISMATCH: (
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                ),
+                ClaimOutcome.IN_FLIGHT: (
+                    "request_in_flight",
+                    "a request with this Idempotency-Key is still being processed",
+                ),
+            }[claim.outcome]
+            await problem(409, code, detail, request=request)(scope, replay_receive, send)
+            return
+        scope.setdefault("state", {})["idempotency_key"] = key
+        captured = _CapturedResponse()
+        try:
+            await self.app(scope, replay_receive, captured.send)
+        except BaseException:
+            await run_in_threadpool(store.release, key)
+            raise
+        if captured.status >= 500:
+            await run_in_threadpool(store.release, key)
+        else:
+            await run_in_threadpool(
+                store.complete, key, captured.status, captured.content_type, captured.body
+            )
+        await captured.replay(send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Callable[[], Awaitable[Message]]:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class _CapturedResponse:
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.chunks.append(message.get("body", b""))
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    @property
+    def content_type(self) -> str | None:
+        for name, value in self.headers:
+            if name.lower() == b"content-type":
+                return value.decode("latin-1")
+        return None
+
+    async def replay(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def _send_stored(send: Send, status: int, content_type: str | None, body: bytes) -> None:
+    headers = [
+        (b"content-length", str(len(body)).encode()),
+        (b"idempotent-replayed", b"true"),
+    ]
+    if content_type:
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

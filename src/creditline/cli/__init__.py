@@ -1,0 +1,1 @@
+"""The command line: `creditline …`, one command group per capability."""

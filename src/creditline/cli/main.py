@@ -1,0 +1,97 @@
+"""`creditline`: serve the API, migrate the database, and the capabilities' commands.
+
+Each command is a few lines: read `Settings`, build the container, call a service.
+Bad input exits with code 2 and a one-line reason; unexpected errors exit with 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from creditline import __version__
+from creditline.config import Settings
+from creditline.observability import configure_logging
+from creditline.storage import migrate
+
+app = typer.Typer(
+    name="creditline",
+    help="Instant consumer credit lines: scores, decisions, lending.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The system of record: schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+# Capability command groups are registered here, one line each.
+
+console = Console(stderr=True)
+
+
+def fail(reason: str, code: int = 2) -> typer.Exit:
+    """Print a one-line reason and return the exit to raise (2 = bad input)."""
+    console.print(f"[red]error:[/red] {reason}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the creditline version."""
+    typer.echo(__version__)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to the configured database (SQLite file by default)."""
+    settings = Settings()
+    url = settings.resolved_database_url
+    try:
+        migrate.upgrade(url)
+    except Exception as error:
+        raise fail(f"cannot migrate {_safe(url)}: {type(error).__name__}: {error}", 1) from error
+    typer.echo(f"database at {_safe(url)} is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: CREDITLINE_HOST (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: CREDITLINE_PORT (8000).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving.")
+    ] = True,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs, health at /health, metrics at /metrics)."""
+    import uvicorn
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    if migrate_first:
+        migrate.upgrade(settings.resolved_database_url)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    typer.echo(f"creditline {__version__} serving on http://{bind_host}:{bind_port}", err=True)
+    typer.echo(f"  API docs: http://{bind_host}:{bind_port}/docs", err=True)
+    sys.stderr.flush()
+    uvicorn.run(
+        "creditline.api.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _safe(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

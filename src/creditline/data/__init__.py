@@ -1,0 +1,1 @@
+"""Behaviour data: event schemas, ingestion, the population simulator, dataset loaders."""

@@ -1,0 +1,1 @@
+"""Adapters of the privacy capability: SQL storage and AES-GCM field encryption."""

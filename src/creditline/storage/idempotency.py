@@ -1,0 +1,107 @@
+"""Idempotency records for HTTP writes, as Stripe and Formance keep them.
+
+A creating request carries an `Idempotency-Key`. The first request with a key *claims*
+it (state `in_flight`, with a lease); its response is then stored (`completed`). A retry
+with the same key and the same request (method, path and body fingerprint) gets the
+stored response again; the same key with another request is a conflict; a retry while
+the first is still running is a conflict too. If a process dies mid-request, its claim
+expires after the lease and the key can be used again; the services themselves take the
+key as the id of what they create, so a re-run after a crash cannot create a second copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from creditline.storage.tables import idempotency_keys
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    REPLAY = "replay"
+    MISMATCH = "mismatch"
+    IN_FLIGHT = "in_flight"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    status_code: int | None = None
+    content_type: str | None = None
+    body: bytes | None = None
+
+
+class SqlIdempotencyStore:
+    def __init__(self, engine: Engine, lease: timedelta) -> None:
+        self._engine = engine
+        self._lease = lease
+
+    def claim(self, key: str, fingerprint: str, method: str, path: str, now: datetime) -> Claim:
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    insert(idempotency_keys).values(
+                        key=key,
+                        fingerprint=fingerprint,
+                        method=method,
+                        path=path,
+                        state="in_flight",
+                        created_at=now,
+                        locked_until=now + self._lease,
+                    )
+                )
+            return Claim(ClaimOutcome.CLAIMED)
+        except IntegrityError:
+            return self._existing(key, fingerprint, now)
+
+    def _existing(self, key: str, fingerprint: str, now: datetime) -> Claim:
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(idempotency_keys).where(idempotency_keys.c.key == key)
+            ).one_or_none()
+            if row is None:  # released between our insert and this read: try once more
+                return Claim(ClaimOutcome.IN_FLIGHT)
+            if row.fingerprint != fingerprint:
+                return Claim(ClaimOutcome.MISMATCH)
+            if row.state == "completed":
+                return Claim(
+                    ClaimOutcome.REPLAY, row.status_code, row.content_type, row.response_body
+                )
+            if row.locked_until > now:
+                return Claim(ClaimOutcome.IN_FLIGHT)
+            # The first attempt died without finishing: take over its claim.
+            taken = connection.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.key == key)
+                .where(idempotency_keys.c.state == "in_flight")
+                .where(idempotency_keys.c.locked_until == row.locked_until)
+                .values(locked_until=now + self._lease)
+            ).rowcount
+            return Claim(ClaimOutcome.CLAIMED if taken == 1 else ClaimOutcome.IN_FLIGHT)
+
+    def complete(self, key: str, status_code: int, content_type: str | None, body: bytes) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.key == key)
+                .values(
+                    state="completed",
+                    status_code=status_code,
+                    content_type=content_type,
+                    response_body=body,
+                )
+            )
+
+    def release(self, key: str) -> None:
+        """Forget a claim whose request failed on our side, so that a retry may run."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                delete(idempotency_keys)
+                .where(idempotency_keys.c.key == key)
+                .where(idempotency_keys.c.state == "in_flight")
+            )
