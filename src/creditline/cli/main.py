@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from creditline import __version__
+from creditline.cli import policy
 from creditline.config import Settings
 from creditline.observability import configure_logging
 from creditline.storage import migrate
@@ -26,6 +27,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="The system of record: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 # Capability command groups are registered here, one line each.
+app.add_typer(policy.app, name="policy")
 
 console = Console(stderr=True)
 

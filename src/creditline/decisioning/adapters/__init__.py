@@ -1,0 +1,1 @@
+"""Adapters of decisioning: the zen-engine policy evaluator."""
