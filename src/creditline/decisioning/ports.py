@@ -1,12 +1,22 @@
-"""What decisioning needs from outside: a policy evaluator and a scorer."""
+"""What decisioning needs from outside: policies, a scorer, and its transaction.
+
+The unit of work spans capabilities on purpose: the applicant's facts are read, the
+decision stored and the credit line opened in one transaction, so two applications of the
+same customer racing each other cannot both open a line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from datetime import date
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Protocol, Self
 
-from creditline.decisioning.domain.application import ScoreResult
+from creditline.decisioning.domain.application import ApplicantFacts, ScoreResult
+from creditline.decisioning.domain.decision import Decision
 from creditline.decisioning.domain.policy import PolicyParameters, TableResult
+from creditline.shared.money import Money
 
 
 class PolicyEngine(Protocol):
@@ -23,3 +33,61 @@ class PolicyEngine(Protocol):
 
 class Scorer(Protocol):
     def score(self, features: Mapping[str, float | None]) -> ScoreResult: ...
+
+
+class DecisionRepository(Protocol):
+    def add(self, decision: Decision) -> None: ...
+
+    def update_review(self, decision: Decision) -> None: ...
+
+    def get(self, application_id: str) -> Decision | None: ...
+
+    def pending_reviews(self, limit: int) -> list[Decision]: ...
+
+
+class ApplicantReader(Protocol):
+    def facts(self, customer_id: str, on: date) -> ApplicantFacts | None:
+        """Everything the rules read about the customer, as of the business date, read in
+        the application's transaction (None: no such customer)."""
+        ...
+
+
+class LineOpener(Protocol):
+    def open_line(
+        self,
+        *,
+        line_id: str,
+        customer_id: str,
+        limit: Money,
+        daily_rate: Decimal,
+        on: date,
+        reason_code: str,
+    ) -> str:
+        """Open a credit line in the application's transaction; returns its id."""
+        ...
+
+
+class DecisioningUnitOfWork(Protocol):
+    @property
+    def decisions(self) -> DecisionRepository: ...
+
+    @property
+    def applicants(self) -> ApplicantReader: ...
+
+    @property
+    def lines(self) -> LineOpener: ...
+
+    def lock_customer(self, customer_id: str) -> None:
+        """Serialise applications of one customer (row lock on PostgreSQL)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...

@@ -7,9 +7,13 @@ without consent; a declined applicant is not priced); every rule that fired is k
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 from creditline.decisioning.domain.application import ApplicantFacts, DecisionDraft, ScoreResult
+from creditline.decisioning.domain.decision import Decision, Review, ReviewStatus
 from creditline.decisioning.domain.pipeline import (
     Outcome,
     RuleHit,
@@ -23,7 +27,9 @@ from creditline.decisioning.domain.pipeline import (
     rule_hits,
 )
 from creditline.decisioning.domain.reasons import Reason, reason
-from creditline.decisioning.ports import PolicyEngine, Scorer
+from creditline.decisioning.ports import DecisioningUnitOfWork, PolicyEngine, Scorer
+from creditline.shared.clock import Clock
+from creditline.shared.errors import ConflictError, FieldIssue, InvalidInputError, NotFoundError
 from creditline.shared.money import Currency, Money
 
 
@@ -115,3 +121,149 @@ def _price_notes(apr: Decimal, lpr: Decimal) -> tuple[str, ...]:
     if apr > 4 * lpr:
         return (f"APR {apr} is above 4 x LPR ({4 * lpr}); courts may not protect the excess",)
     return ()
+
+
+def apply_for_credit(
+    uow: DecisioningUnitOfWork,
+    clock: Clock,
+    *,
+    policies: PolicyEngine,
+    scorer: Scorer,
+    application_id: str,
+    customer_id: str,
+    requested_limit: Money | None,
+    business_date: date,
+) -> tuple[Decision, bool]:
+    """Decide an application and, if approved, open the line: all in one transaction.
+
+    Idempotent on `application_id` (the caller's key): a retry returns the stored decision
+    (and False); the same id for another customer or amount is a conflict.
+    """
+    with uow:
+        earlier = uow.decisions.get(application_id)
+        if earlier is not None:
+            if earlier.customer_id != customer_id or earlier.requested_limit != requested_limit:
+                raise ConflictError(
+                    "this application id was used for another application",
+                    code="idempotency_key_reused",
+                )
+            return earlier, False
+        uow.lock_customer(customer_id)
+        facts = uow.applicants.facts(customer_id, business_date)
+        if facts is None:
+            raise NotFoundError(f"no customer {customer_id}", code="customer_not_found")
+        draft = _within_request(
+            evaluate_application(facts, policies=policies, scorer=scorer),
+            requested_limit,
+            policies.parameters.limit_step,
+        )
+        line_id = None
+        if draft.outcome is Outcome.APPROVED:
+            line_id = uow.lines.open_line(
+                line_id=_line_id(application_id),
+                customer_id=customer_id,
+                limit=draft.limit,
+                daily_rate=_rate(draft),
+                on=business_date,
+                reason_code="APPLICATION_APPROVED",
+            )
+        review = Review(ReviewStatus.PENDING) if draft.outcome is Outcome.REVIEW else None
+        decision = Decision(
+            application_id, customer_id, requested_limit, draft, clock.now(), line_id, review
+        )
+        uow.decisions.add(decision)
+        uow.commit()
+    return decision, True
+
+
+def get_decision(uow: DecisioningUnitOfWork, application_id: str) -> Decision:
+    with uow:
+        found = uow.decisions.get(application_id)
+    if found is None:
+        raise NotFoundError(f"no application {application_id}", code="application_not_found")
+    return found
+
+
+def pending_reviews(uow: DecisioningUnitOfWork, limit: int = 100) -> list[Decision]:
+    with uow:
+        return uow.decisions.pending_reviews(limit)
+
+
+def resolve_review(
+    uow: DecisioningUnitOfWork,
+    clock: Clock,
+    *,
+    application_id: str,
+    decision: Outcome,
+    limit: Money | None,
+    note: str,
+    reviewer: str,
+    business_date: date,
+) -> Decision:
+    """A person approves or declines an application the pipeline sent to review.
+
+    Approval opens the line at the reviewer's limit (or the prepared offer's), which may not
+    exceed the regulatory room the pipeline computed; declining keeps the reasons.
+    """
+    with uow:
+        stored = uow.decisions.get(application_id)
+        if stored is None:
+            raise NotFoundError(f"no application {application_id}", code="application_not_found")
+        uow.lock_customer(stored.customer_id)
+        line_id = None
+        final_limit = None
+        if decision is Outcome.APPROVED:
+            final_limit = _reviewed_limit(stored, limit)
+            line_id = uow.lines.open_line(
+                line_id=_line_id(application_id),
+                customer_id=stored.customer_id,
+                limit=final_limit,
+                daily_rate=_rate(stored.draft),
+                on=business_date,
+                reason_code="REVIEW_APPROVED",
+            )
+        resolved = stored.resolve(
+            decision=decision,
+            limit=final_limit,
+            note=note,
+            reviewer=reviewer,
+            at=clock.now(),
+            credit_line_id=line_id,
+        )
+        uow.decisions.update_review(resolved)
+        uow.commit()
+    return resolved
+
+
+def _within_request(draft: DecisionDraft, requested: Money | None, step: Money) -> DecisionDraft:
+    """A customer who asks for less than the offer gets what they asked for (stepped down)."""
+    if requested is None or requested >= draft.limit or draft.limit.is_zero:
+        return draft
+    stepped = Money(requested.minor_units // step.minor_units * step.minor_units, Currency.CNY)
+    return replace(draft, limit=stepped)
+
+
+def _reviewed_limit(stored: Decision, asked: Money | None) -> Money:
+    offer = stored.draft.limit
+    if offer.is_zero or stored.draft.daily_rate is None:
+        raise ConflictError(
+            "this application has no prepared offer to approve", code="no_offer_to_approve"
+        )
+    if asked is None:
+        return offer
+    if asked > offer or not asked.is_positive:
+        raise InvalidInputError(
+            FieldIssue("limit", "above_offer", f"the limit must be between 0 and {offer.to_str()}")
+        )
+    return asked
+
+
+def _rate(draft: DecisionDraft) -> Decimal:
+    if draft.daily_rate is None:  # pragma: no cover - approved drafts always carry a rate
+        raise ConflictError("an approved decision without a price", code="internal_error")
+    return draft.daily_rate
+
+
+def _line_id(application_id: str) -> str:
+    # The line's id follows from the application's, so a retried approval finds it again.
+    return "cl_" + hashlib.sha256(application_id.encode()).hexdigest()[:32]

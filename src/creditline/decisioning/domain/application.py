@@ -95,3 +95,22 @@ class DecisionDraft:
     @property
     def model_version(self) -> str | None:
         return self.score.model_version if self.score else None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSummary:
+    """The customer's credit with us, as lending reports it at decision time."""
+
+    has_open_line: bool
+    max_days_past_due: int
+    other_limits: Money
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSnapshot:
+    """The customer's online features and the flags the admission rules read from them."""
+
+    values: Mapping[str, float | None]
+    fraud_ring: bool = False
+    shared_device_cluster_size: int = 1
+    thin_file: bool = False

@@ -1,0 +1,316 @@
+"""SQL storage of decisions, and the unit of work that spans the application transaction.
+
+A decision row keeps the automated draft (outcome, limit, price, score, every reason with
+its texts, the rule trace, the fired rows, the policy and model versions, the inputs'
+fingerprint) and, beside it, the review. Reasons and traces are JSON: they are read back
+whole, never queried by part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from creditline.decisioning.domain.application import (
+    ApplicantFacts,
+    CreditSummary,
+    DecisionDraft,
+    FeatureSnapshot,
+    ScoreResult,
+)
+from creditline.decisioning.domain.decision import Decision, Review, ReviewStatus
+from creditline.decisioning.domain.pipeline import Outcome, RuleHit, RuleOutcome
+from creditline.decisioning.domain.reasons import Reason, ReasonSource
+from creditline.decisioning.ports import LineOpener
+from creditline.privacy.adapters.sql import SqlConsentRepository, SqlCustomerRepository, customers
+from creditline.privacy.ports import FieldCipher
+from creditline.shared.ids import CustomerId
+from creditline.shared.money import Currency, Money
+from creditline.storage.metadata import metadata
+from creditline.storage.types import UtcDateTime
+from creditline.storage.uow import SqlAlchemyUnitOfWork
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("application_id", String(255), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.customer_id"), nullable=False),
+    Column("requested_limit_minor", BigInteger),
+    Column("outcome", String(16), nullable=False),
+    Column("limit_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("daily_rate", String(24)),
+    Column("apr", String(24)),
+    Column("apr_simple", String(24)),
+    Column("score", Integer),
+    Column("pd", Float),
+    Column("tier", String(24)),
+    Column("model_version", String(128)),
+    Column("model_reasons", JSON, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("trace", JSON, nullable=False),
+    Column("fired_rows", JSON, nullable=False),
+    Column("notes", JSON, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("inputs_fingerprint", String(64), nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=False),
+    Column("credit_line_id", String(64)),
+    Column("review_status", String(16)),
+    Column("review_decision", String(16)),
+    Column("review_limit_minor", BigInteger),
+    Column("review_note", Text),
+    Column("reviewer", String(128)),
+    Column("reviewed_at", UtcDateTime()),
+    Index("ix_decisions_customer_id", "customer_id"),
+    Index("ix_decisions_review_status", "review_status", "decided_at"),
+)
+
+
+def _reason_json(reason: Reason) -> dict[str, str]:
+    return {
+        "code": reason.code,
+        "text_en": reason.text_en,
+        "text_zh": reason.text_zh,
+        "source": reason.source.value,
+    }
+
+
+def _reason_of(raw: Mapping[str, str]) -> Reason:
+    return Reason(raw["code"], raw["text_en"], raw["text_zh"], ReasonSource(raw["source"]))
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class SqlDecisionRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, decision: Decision) -> None:
+        draft = decision.draft
+        score = draft.score
+        self._session.execute(
+            insert(decisions).values(
+                application_id=decision.application_id,
+                customer_id=decision.customer_id,
+                requested_limit_minor=(
+                    decision.requested_limit.minor_units if decision.requested_limit else None
+                ),
+                outcome=draft.outcome.value,
+                limit_minor=draft.limit.minor_units,
+                currency=draft.limit.currency.value,
+                daily_rate=_str(draft.daily_rate),
+                apr=_str(draft.apr),
+                apr_simple=_str(draft.apr_simple),
+                score=score.score if score else None,
+                pd=score.pd if score else None,
+                tier=score.tier if score else None,
+                model_version=score.model_version if score else None,
+                model_reasons=[_reason_json(r) for r in score.reasons] if score else [],
+                reasons=[_reason_json(r) for r in draft.reasons],
+                trace=[
+                    {"table": h.table, "rule_id": h.rule_id, "code": h.code, "outcome": h.outcome}
+                    for h in draft.trace
+                ],
+                fired_rows=[list(row) for row in draft.fired_rows],
+                notes=list(draft.notes),
+                policy_version=draft.policy_version,
+                inputs_fingerprint=draft.inputs_fingerprint,
+                decided_at=decision.decided_at,
+                credit_line_id=decision.credit_line_id,
+                **self._review_values(decision.review),
+            )
+        )
+
+    def update_review(self, decision: Decision) -> None:
+        self._session.execute(
+            update(decisions)
+            .where(decisions.c.application_id == decision.application_id)
+            .values(credit_line_id=decision.credit_line_id, **self._review_values(decision.review))
+        )
+
+    @staticmethod
+    def _review_values(review: Review | None) -> dict[str, Any]:
+        if review is None:
+            return {"review_status": None}
+        return {
+            "review_status": review.status.value,
+            "review_decision": review.decision.value if review.decision else None,
+            "review_limit_minor": review.limit.minor_units if review.limit else None,
+            "review_note": review.note,
+            "reviewer": review.reviewer,
+            "reviewed_at": review.reviewed_at,
+        }
+
+    def get(self, application_id: str) -> Decision | None:
+        row = self._session.execute(
+            select(decisions).where(decisions.c.application_id == application_id)
+        ).one_or_none()
+        return None if row is None else _decision_of(row._mapping)
+
+    def pending_reviews(self, limit: int) -> list[Decision]:
+        rows = self._session.execute(
+            select(decisions)
+            .where(decisions.c.review_status == ReviewStatus.PENDING.value)
+            .order_by(decisions.c.decided_at, decisions.c.application_id)
+            .limit(limit)
+        ).all()
+        return [_decision_of(row._mapping) for row in rows]
+
+
+def _decision_of(m: Mapping[Any, Any]) -> Decision:
+    currency = Currency(m["currency"])
+    score = None
+    if m["score"] is not None:
+        score = ScoreResult(
+            int(m["score"]),
+            float(m["pd"]),
+            str(m["tier"]),
+            tuple(_reason_of(r) for r in m["model_reasons"]),
+            str(m["model_version"]),
+        )
+    draft = DecisionDraft(
+        outcome=Outcome(m["outcome"]),
+        limit=Money(int(m["limit_minor"]), currency),
+        daily_rate=_dec(m["daily_rate"]),
+        apr=_dec(m["apr"]),
+        apr_simple=_dec(m["apr_simple"]),
+        score=score,
+        reasons=tuple(_reason_of(r) for r in m["reasons"]),
+        policy_version=m["policy_version"],
+        trace=tuple(
+            RuleHit(h["table"], h["rule_id"], h["code"], RuleOutcome(h["outcome"]))
+            for h in m["trace"]
+        ),
+        inputs_fingerprint=m["inputs_fingerprint"],
+        fired_rows=tuple((str(a), str(b)) for a, b in m["fired_rows"]),
+        notes=tuple(m["notes"]),
+    )
+    review = None
+    if m["review_status"] is not None:
+        review = Review(
+            ReviewStatus(m["review_status"]),
+            Outcome(m["review_decision"]) if m["review_decision"] else None,
+            Money(int(m["review_limit_minor"]), currency)
+            if m["review_limit_minor"] is not None
+            else None,
+            m["review_note"],
+            m["reviewer"],
+            m["reviewed_at"],
+        )
+    requested = m["requested_limit_minor"]
+    return Decision(
+        application_id=m["application_id"],
+        customer_id=m["customer_id"],
+        requested_limit=Money(int(requested), currency) if requested is not None else None,
+        draft=draft,
+        decided_at=m["decided_at"],
+        credit_line_id=m["credit_line_id"],
+        review=review,
+    )
+
+
+CreditReaderFactory = Callable[[Session], Callable[[str, date], CreditSummary]]
+FeatureSource = Callable[[str, date], FeatureSnapshot]
+LineOpenerFactory = Callable[[Session], LineOpener]
+
+
+class SqlApplicantReader:
+    """Facts from privacy (age, income, consents), lending (lines) and features."""
+
+    def __init__(
+        self,
+        session: Session,
+        cipher: FieldCipher,
+        credit: Callable[[str, date], CreditSummary],
+        features: FeatureSource,
+    ) -> None:
+        self._customers = SqlCustomerRepository(session, cipher)
+        self._consents = SqlConsentRepository(session)
+        self._credit = credit
+        self._features = features
+
+    def facts(self, customer_id: str, on: date) -> ApplicantFacts | None:
+        customer = self._customers.get(CustomerId(customer_id))
+        if customer is None:
+            return None
+        credit = self._credit(customer_id, on)
+        snapshot = self._features(customer_id, on)
+        return ApplicantFacts(
+            customer_id=customer_id,
+            age=customer.age_on(on),
+            consents=frozenset(
+                c.purpose.value
+                for c in self._consents.for_customer(customer.customer_id)
+                if c.is_active
+            ),
+            declared_income=customer.declared_annual_income,
+            has_open_line=credit.has_open_line,
+            max_days_past_due=credit.max_days_past_due,
+            other_limits=credit.other_limits,
+            fraud_ring=snapshot.fraud_ring,
+            shared_device_cluster_size=snapshot.shared_device_cluster_size,
+            thin_file=snapshot.thin_file,
+            features=snapshot.values,
+        )
+
+
+class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
+    decisions: SqlDecisionRepository
+    applicants: SqlApplicantReader
+    lines: LineOpener
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        cipher: FieldCipher,
+        *,
+        credit: CreditReaderFactory,
+        features: FeatureSource,
+        lines: LineOpenerFactory,
+    ) -> None:
+        super().__init__(session_factory)
+        self._cipher = cipher
+        self._credit = credit
+        self._features = features
+        self._lines = lines
+
+    def _on_enter(self) -> None:
+        self.decisions = SqlDecisionRepository(self.session)
+        self.applicants = SqlApplicantReader(
+            self.session, self._cipher, self._credit(self.session), self._features
+        )
+        self.lines = self._lines(self.session)
+
+    def lock_customer(self, customer_id: str) -> None:
+        # FOR UPDATE is a row lock on PostgreSQL; SQLite already holds the write lock
+        # (BEGIN IMMEDIATE) and SQLAlchemy leaves the clause out there.
+        self.session.execute(
+            select(customers.c.customer_id)
+            .where(customers.c.customer_id == customer_id)
+            .with_for_update()
+        ).first()
