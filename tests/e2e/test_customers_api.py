@@ -114,6 +114,7 @@ def test_a_replay_returns_the_first_response(client: TestClient) -> None:
     assert again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
 
 
 def test_the_same_key_with_another_body_is_409(client: TestClient) -> None:

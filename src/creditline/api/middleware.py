@@ -32,6 +32,7 @@ from creditline.storage.idempotency import ClaimOutcome
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_REPLAYED_HEADERS = frozenset({b"content-type", b"location"})
 
 access_log = structlog.get_logger("creditline.access")
 
@@ -146,7 +147,7 @@ class IdempotencyMiddleware:
         replay_receive = _replay(body)
         if claim.outcome is ClaimOutcome.REPLAY:
             await _send_stored(
-                send, claim.status_code or 200, claim.content_type, claim.body or b""
+                send, claim.status_code or 200, claim.headers or {}, claim.body or b""
             )
             return
         if claim.outcome is not ClaimOutcome.CLAIMED:
@@ -173,7 +174,7 @@ class IdempotencyMiddleware:
             await run_in_threadpool(store.release, key)
         else:
             await run_in_threadpool(
-                store.complete, key, captured.status, captured.content_type, captured.body
+                store.complete, key, captured.status, captured.replayable_headers, captured.body
             )
         await captured.replay(send)
 
@@ -221,23 +222,24 @@ class _CapturedResponse:
         return b"".join(self.chunks)
 
     @property
-    def content_type(self) -> str | None:
-        for name, value in self.headers:
-            if name.lower() == b"content-type":
-                return value.decode("latin-1")
-        return None
+    def replayable_headers(self) -> dict[str, str]:
+        """Headers that describe the result (not the connection), kept for replays."""
+        return {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in self.headers
+            if name.lower() in _REPLAYED_HEADERS
+        }
 
     async def replay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
-async def _send_stored(send: Send, status: int, content_type: str | None, body: bytes) -> None:
-    headers = [
+async def _send_stored(send: Send, status: int, stored: dict[str, str], body: bytes) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.items()]
+    headers += [
         (b"content-length", str(len(body)).encode()),
         (b"idempotent-replayed", b"true"),
     ]
-    if content_type:
-        headers.append((b"content-type", content_type.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -32,7 +32,7 @@ class ClaimOutcome(StrEnum):
 class Claim:
     outcome: ClaimOutcome
     status_code: int | None = None
-    content_type: str | None = None
+    headers: dict[str, str] | None = None
     body: bytes | None = None
 
 
@@ -51,6 +51,7 @@ class SqlIdempotencyStore:
                         method=method,
                         path=path,
                         state="in_flight",
+                        headers={},
                         created_at=now,
                         locked_until=now + self._lease,
                     )
@@ -70,7 +71,7 @@ class SqlIdempotencyStore:
                 return Claim(ClaimOutcome.MISMATCH)
             if row.state == "completed":
                 return Claim(
-                    ClaimOutcome.REPLAY, row.status_code, row.content_type, row.response_body
+                    ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body
                 )
             if row.locked_until > now:
                 return Claim(ClaimOutcome.IN_FLIGHT)
@@ -84,7 +85,8 @@ class SqlIdempotencyStore:
             ).rowcount
             return Claim(ClaimOutcome.CLAIMED if taken == 1 else ClaimOutcome.IN_FLIGHT)
 
-    def complete(self, key: str, status_code: int, content_type: str | None, body: bytes) -> None:
+    def complete(self, key: str, status_code: int, headers: dict[str, str], body: bytes) -> None:
+        """Store the response to replay: its status, body and replayable headers."""
         with self._engine.begin() as connection:
             connection.execute(
                 update(idempotency_keys)
@@ -92,7 +94,7 @@ class SqlIdempotencyStore:
                 .values(
                     state="completed",
                     status_code=status_code,
-                    content_type=content_type,
+                    headers=headers,
                     response_body=body,
                 )
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import JSON, Column, Date, Integer, LargeBinary, String, Table, Text
 
 from creditline.storage.metadata import metadata
 from creditline.storage.types import UtcDateTime
@@ -24,7 +24,7 @@ idempotency_keys = Table(
     Column("path", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("status_code", Integer),
-    Column("content_type", String(255)),
+    Column("headers", JSON, nullable=False, default=dict),
     Column("response_body", LargeBinary),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("locked_until", UtcDateTime(), nullable=False),

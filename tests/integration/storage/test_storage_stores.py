@@ -43,13 +43,14 @@ def test_the_business_date_moves_forward_only(engine: Engine) -> None:
 def test_a_completed_key_replays_its_response(engine: Engine) -> None:
     store = SqlIdempotencyStore(engine, timedelta(seconds=30))
     assert store.claim("k", "f1", "POST", "/v1/x", NOW).outcome is ClaimOutcome.CLAIMED
-    store.complete("k", 201, "application/json", b'{"id": 1}')
+    store.complete("k", 201, {"location": "/v1/x/1"}, b'{"id": 1}')
 
     replay = store.claim("k", "f1", "POST", "/v1/x", NOW + timedelta(minutes=5))
 
-    assert (replay.outcome, replay.status_code, replay.body) == (
+    assert (replay.outcome, replay.status_code, replay.headers, replay.body) == (
         ClaimOutcome.REPLAY,
         201,
+        {"location": "/v1/x/1"},
         b'{"id": 1}',
     )
 
@@ -57,7 +58,7 @@ def test_a_completed_key_replays_its_response(engine: Engine) -> None:
 def test_the_same_key_for_another_request_is_a_mismatch(engine: Engine) -> None:
     store = SqlIdempotencyStore(engine, timedelta(seconds=30))
     store.claim("k", "f1", "POST", "/v1/x", NOW)
-    store.complete("k", 201, None, b"")
+    store.complete("k", 201, {}, b"")
 
     assert store.claim("k", "f2", "POST", "/v1/x", NOW).outcome is ClaimOutcome.MISMATCH
 

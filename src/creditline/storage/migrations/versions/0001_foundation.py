@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("status_code", sa.Integer),
-        sa.Column("content_type", sa.String(255)),
+        sa.Column("headers", sa.JSON, nullable=False),
         sa.Column("response_body", sa.LargeBinary),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("locked_until", UtcDateTime(), nullable=False),
