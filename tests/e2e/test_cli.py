@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -72,3 +73,6 @@ def test_serve_answers_health_with_no_other_server(tmp_path: Path) -> None:
         process.terminate()
         output = process.communicate(timeout=20)[0].decode()
     assert f"http://127.0.0.1:{port}" in output
+    server_lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert server_lines, output
+    assert all(json.loads(line)["level"] for line in server_lines)

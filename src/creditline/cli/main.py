@@ -84,6 +84,7 @@ def serve(
         port=bind_port,
         workers=workers,
         access_log=False,
+        log_config=None,  # keep our JSON logging (configure_logging) for uvicorn's lines too
         log_level=settings.log_level.lower(),
     )
 
