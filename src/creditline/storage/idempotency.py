@@ -65,7 +65,7 @@ class SqlIdempotencyStore:
             row = connection.execute(
                 select(idempotency_keys).where(idempotency_keys.c.key == key)
             ).one_or_none()
-            if row is None:  # released between our insert and this read: try once more
+            if row is None:  # released between our insert and this read: let the client retry
                 return Claim(ClaimOutcome.IN_FLIGHT)
             if row.fingerprint != fingerprint:
                 return Claim(ClaimOutcome.MISMATCH)

@@ -8,6 +8,8 @@ the product's step: a limit is never rounded up past what the rules allow.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -185,14 +187,7 @@ def irr_apr(daily_rate: Decimal, months: int = 12, principal_fen: int = 1_000_00
     return (low * 12).quantize(APR_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-def score_context(score: int, tier: str) -> dict[str, Any]:
-    return {"score": score, "tier": tier}
-
-
 def fingerprint_payload(facts: Mapping[str, Any]) -> str:
     """A stable digest of the decision's inputs (ids and numbers only, never names)."""
-    import hashlib
-    import json
-
     canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
