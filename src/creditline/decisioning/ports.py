@@ -61,7 +61,6 @@ class LineOpener(Protocol):
         limit: Money,
         daily_rate: Decimal,
         on: date,
-        reason_code: str,
     ) -> str:
         """Open a credit line in the application's transaction; returns its id."""
         ...

@@ -165,7 +165,6 @@ def apply_for_credit(
                 limit=draft.limit,
                 daily_rate=_rate(draft),
                 on=business_date,
-                reason_code="APPLICATION_APPROVED",
             )
         review = Review(ReviewStatus.PENDING) if draft.outcome is Outcome.REVIEW else None
         decision = Decision(
@@ -220,7 +219,6 @@ def resolve_review(
                 limit=final_limit,
                 daily_rate=_rate(stored.draft),
                 on=business_date,
-                reason_code="REVIEW_APPROVED",
             )
         resolved = stored.resolve(
             decision=decision,

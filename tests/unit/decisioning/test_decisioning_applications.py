@@ -32,7 +32,6 @@ class OpenedLine:
     customer_id: str
     limit: Money
     daily_rate: Decimal
-    reason_code: str
 
 
 @dataclass
@@ -82,9 +81,8 @@ class FakeDecisioningUnitOfWork:
         limit: Money,
         daily_rate: Decimal,
         on: date,
-        reason_code: str,
     ) -> str:
-        self._pending_lines.append(OpenedLine(line_id, customer_id, limit, daily_rate, reason_code))
+        self._pending_lines.append(OpenedLine(line_id, customer_id, limit, daily_rate))
         return line_id
 
     def lock_customer(self, customer_id: str) -> None:
@@ -158,7 +156,6 @@ def test_an_approval_opens_the_line_in_the_same_transaction(
             "cus_ok",
             decision.limit,
             Decimal("0.00025"),
-            "APPLICATION_APPROVED",
         )
     ]
     assert uow.locked == ["cus_ok"]
@@ -230,7 +227,7 @@ def test_review_waits_in_the_queue_then_a_person_approves_a_lower_limit(
     assert resolved.outcome is Outcome.APPROVED
     assert resolved.draft.outcome is Outcome.REVIEW  # the automated part is kept
     assert resolved.limit == Money.yuan("20000.00")
-    assert uow.opened[0].reason_code == "REVIEW_APPROVED"
+    assert uow.opened[0].limit == Money.yuan("20000.00")
     assert service.pending_reviews(uow) == []
 
 
