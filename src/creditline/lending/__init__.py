@@ -1,0 +1,1 @@
+"""Lending: credit lines, draws, schedules, daily interest, repayments, end of day, journal."""

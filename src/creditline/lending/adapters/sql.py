@@ -1,0 +1,479 @@
+"""SQL storage of lines, loans, repayments and the journal, mapped explicitly to the domain.
+
+`get(..., for_update=True)` is `SELECT … FOR UPDATE` on PostgreSQL, which serialises draws
+on one line; on SQLite every transaction already starts with `BEGIN IMMEDIATE`, which
+serialises all writers. Journal rows are only ever inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session, sessionmaker
+
+from creditline.lending.adapters.tables import (
+    credit_lines,
+    instalments,
+    journal_entries,
+    journal_postings,
+    line_changes,
+    loans,
+    repayments,
+)
+from creditline.lending.domain.credit_line import CreditLine, LineChange, LineStatus, ReasonCode
+from creditline.lending.domain.journal import AccountCode, JournalEntry, Side
+from creditline.lending.domain.loan import Allocation, Instalment, Loan
+from creditline.lending.domain.terms import (
+    Component,
+    DayCount,
+    LoanStatus,
+    LoanTerms,
+    RepaymentMethod,
+    Rounding,
+)
+from creditline.lending.ports import LoanRecordTotals, StoredRepayment
+from creditline.shared.clock import Clock
+from creditline.shared.money import Currency, Money
+from creditline.storage.uow import SqlAlchemyUnitOfWork
+
+OPEN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
+
+
+class SqlCreditLineRepository:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    def add(self, line: CreditLine) -> None:
+        self._session.execute(
+            insert(credit_lines).values(
+                line_id=line.line_id,
+                customer_id=line.customer_id,
+                currency=line.limit.currency.value,
+                daily_rate=str(line.daily_rate),
+                opened_on=line.opened_on,
+                created_at=self._clock.now(),
+                **_line_values(line),
+            )
+        )
+        self._append_history(line, stored=0)
+
+    def get(self, line_id: str, *, for_update: bool = False) -> CreditLine | None:
+        query = select(credit_lines).where(credit_lines.c.line_id == line_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self._session.execute(query).mappings().one_or_none()
+        if row is None:
+            return None
+        history = (
+            self._session.execute(
+                select(line_changes)
+                .where(line_changes.c.line_id == line_id)
+                .order_by(line_changes.c.change_id)
+            )
+            .mappings()
+            .all()
+        )
+        return _to_line(row, history)
+
+    def save(self, line: CreditLine) -> None:
+        self._session.execute(
+            update(credit_lines)
+            .where(credit_lines.c.line_id == line.line_id)
+            .values(**_line_values(line))
+        )
+        stored = self._session.execute(
+            select(func.count()).where(line_changes.c.line_id == line.line_id)
+        ).scalar_one()
+        self._append_history(line, stored)
+
+    def _append_history(self, line: CreditLine, stored: int) -> None:
+        new = line.history[stored:]
+        if new:
+            self._session.execute(
+                insert(line_changes),
+                [
+                    {
+                        "line_id": line.line_id,
+                        "changed_on": change.on,
+                        "reason": change.reason.value,
+                        "limit_minor": change.limit.minor_units,
+                        "status": change.status.value,
+                    }
+                    for change in new
+                ],
+            )
+
+
+def _line_values(line: CreditLine) -> dict[str, Any]:
+    reason = line.history[-1].reason.value if line.history else ReasonCode.OPENED.value
+    return {
+        "limit_minor": line.limit.minor_units,
+        "outstanding_minor": line.outstanding.minor_units,
+        "holds_minor": line.holds.minor_units,
+        "status": line.status.value,
+        "status_reason": reason,
+        "open_draws": line.open_draws,
+        "reviewed_on": line.reviewed_on,
+    }
+
+
+def _to_line(row: RowMapping, history: Sequence[RowMapping]) -> CreditLine:
+    currency = Currency(row["currency"])
+    return CreditLine(
+        line_id=row["line_id"],
+        customer_id=row["customer_id"],
+        limit=Money(row["limit_minor"], currency),
+        daily_rate=Decimal(row["daily_rate"]),
+        opened_on=row["opened_on"],
+        outstanding=Money(row["outstanding_minor"], currency),
+        holds=Money(row["holds_minor"], currency),
+        status=LineStatus(row["status"]),
+        reviewed_on=row["reviewed_on"],
+        open_draws=row["open_draws"],
+        history=[
+            LineChange(
+                h["changed_on"],
+                ReasonCode(h["reason"]),
+                Money(h["limit_minor"], currency),
+                LineStatus(h["status"]),
+            )
+            for h in history
+        ],
+    )
+
+
+class SqlLoanRepository:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    def add(self, loan: Loan, *, request_key: str, fingerprint: str) -> None:
+        terms = loan.terms
+        self._session.execute(
+            insert(loans).values(
+                loan_id=loan.loan_id,
+                line_id=loan.line_id,
+                customer_id=loan.customer_id,
+                request_key=request_key,
+                fingerprint=fingerprint,
+                currency=loan.currency.value,
+                principal_minor=loan.principal.minor_units,
+                daily_rate=str(terms.daily_rate),
+                day_count=terms.day_count.value,
+                rounding=terms.rounding.value,
+                penalty_multiplier=str(terms.penalty_multiplier),
+                grace_days=terms.grace_days,
+                write_off_days=terms.write_off_days,
+                allocation={s.value: [c.value for c in o] for s, o in terms.allocation.items()},
+                method=loan.method.value,
+                term_months=loan.term_months,
+                drawn_on=loan.drawn_on,
+                created_at=self._clock.now(),
+                **_loan_values(loan),
+            )
+        )
+        self._session.execute(insert(instalments), _instalment_rows(loan, with_terms=True))
+
+    def get(self, loan_id: str) -> Loan | None:
+        row = (
+            self._session.execute(select(loans).where(loans.c.loan_id == loan_id))
+            .mappings()
+            .one_or_none()
+        )
+        return None if row is None else self._load(row)
+
+    def find_by_request_key(self, request_key: str) -> tuple[Loan, str] | None:
+        row = (
+            self._session.execute(select(loans).where(loans.c.request_key == request_key))
+            .mappings()
+            .one_or_none()
+        )
+        return None if row is None else (self._load(row), row["fingerprint"])
+
+    def save(self, loan: Loan) -> None:
+        self._session.execute(
+            update(loans).where(loans.c.loan_id == loan.loan_id).values(**_loan_values(loan))
+        )
+        for values in _instalment_rows(loan, with_terms=False):
+            number = values.pop("number")
+            values.pop("loan_id")
+            self._session.execute(
+                update(instalments)
+                .where(and_(instalments.c.loan_id == loan.loan_id, instalments.c.number == number))
+                .values(**values)
+            )
+
+    def for_customer(self, customer_id: str) -> list[Loan]:
+        return self._many(loans.c.customer_id == customer_id)
+
+    def for_line(self, line_id: str) -> list[Loan]:
+        return self._many(loans.c.line_id == line_id)
+
+    def totals(self, currency: Currency) -> LoanRecordTotals:
+        on_books = select(loans.c.loan_id).where(
+            loans.c.written_off_on.is_(None), loans.c.currency == currency.value
+        )
+        i = instalments.c
+        row = self._session.execute(
+            select(
+                func.coalesce(func.sum(i.principal_due_minor - i.principal_paid_minor), 0),
+                func.coalesce(func.sum(i.interest_accrued_minor - i.interest_paid_minor), 0),
+                func.coalesce(func.sum(i.penalty_accrued_minor - i.penalty_paid_minor), 0),
+            ).where(i.loan_id.in_(on_books))
+        ).one()
+        return LoanRecordTotals(int(row[0]), int(row[1]), int(row[2]))
+
+    def _many(self, condition: Any) -> list[Loan]:
+        rows = (
+            self._session.execute(
+                select(loans).where(condition).order_by(loans.c.drawn_on, loans.c.created_at)
+            )
+            .mappings()
+            .all()
+        )
+        return [self._load(row) for row in rows]
+
+    def _load(self, row: RowMapping) -> Loan:
+        found = (
+            self._session.execute(
+                select(instalments)
+                .where(instalments.c.loan_id == row["loan_id"])
+                .order_by(instalments.c.number)
+            )
+            .mappings()
+            .all()
+        )
+        return _to_loan(row, found)
+
+
+def _loan_values(loan: Loan) -> dict[str, Any]:
+    assert loan.accrual_from is not None
+    return {
+        "status": loan.status.value,
+        "accrual_from": loan.accrual_from,
+        "accrual_from_day": loan.accrual_from.toordinal(),
+        "accrual_fixed_minor": loan.accrual_fixed,
+        "days_past_due": loan.days_past_due,
+        "closed_on": loan.closed_on,
+        "written_off_on": loan.written_off_on,
+    }
+
+
+def _instalment_rows(loan: Loan, *, with_terms: bool) -> list[dict[str, Any]]:
+    """Rows for the instalments, with each period's accrual state (see `Loan`)."""
+    terms = loan.terms
+    assert loan.accrual_from is not None
+    days = terms.day_count.interest_days(30)
+    rows = []
+    start = loan.drawn_on
+    for item in loan.instalments:
+        ahead = sum(i.principal_unpaid for i in loan.instalments if i.number >= item.number)
+        is_current = start <= loan.accrual_from < item.due_on
+        values: dict[str, Any] = {
+            "loan_id": loan.loan_id,
+            "number": item.number,
+            "principal_due_minor": item.principal_due,
+            "interest_due_minor": item.interest_due,
+            "interest_accrued_minor": item.interest_accrued,
+            "principal_paid_minor": item.principal_paid,
+            "interest_paid_minor": item.interest_paid,
+            "penalty_units": item.penalty_units,
+            "penalty_accrued_minor": item.penalty_accrued,
+            "penalty_paid_minor": item.penalty_paid,
+            "accrual_from_day": (loan.accrual_from if is_current else start).toordinal(),
+            "accrual_fixed_minor": loan.accrual_fixed if is_current else 0,
+            "accrual_principal_minor": ahead,
+        }
+        if with_terms:
+            values |= {
+                "due_on": item.due_on,
+                "start_day": start.toordinal(),
+                "due_day": item.due_on.toordinal(),
+                "period_days": item.period_days,
+                "rate_e8": terms.rate_e8,
+                "penalty_e2": terms.penalty_e2,
+                "grace_days": terms.grace_days,
+                "rounding": terms.rounding.value,
+                # 0/1 marks ACTUAL_365: the interest days are the period's calendar days.
+                "interest_days_num": 0
+                if terms.day_count is DayCount.ACTUAL_365
+                else days.numerator,
+                "interest_days_den": days.denominator,
+            }
+        rows.append(values)
+        start = item.due_on
+    return rows
+
+
+def _to_loan(row: RowMapping, rows: Sequence[RowMapping]) -> Loan:
+    currency = Currency(row["currency"])
+    terms = LoanTerms(
+        daily_rate=Decimal(row["daily_rate"]),
+        day_count=DayCount(row["day_count"]),
+        rounding=Rounding(row["rounding"]),
+        penalty_multiplier=Decimal(row["penalty_multiplier"]),
+        grace_days=row["grace_days"],
+        write_off_days=row["write_off_days"],
+        allocation={
+            LoanStatus(s): tuple(Component(c) for c in order)
+            for s, order in row["allocation"].items()
+        },
+    )
+    return Loan(
+        loan_id=row["loan_id"],
+        line_id=row["line_id"],
+        customer_id=row["customer_id"],
+        principal=Money(row["principal_minor"], currency),
+        terms=terms,
+        method=RepaymentMethod(row["method"]),
+        term_months=row["term_months"],
+        drawn_on=row["drawn_on"],
+        instalments=[
+            Instalment(
+                number=r["number"],
+                due_on=r["due_on"],
+                period_days=r["period_days"],
+                principal_due=r["principal_due_minor"],
+                interest_due=r["interest_due_minor"],
+                interest_accrued=r["interest_accrued_minor"],
+                principal_paid=r["principal_paid_minor"],
+                interest_paid=r["interest_paid_minor"],
+                penalty_units=r["penalty_units"],
+                penalty_accrued=r["penalty_accrued_minor"],
+                penalty_paid=r["penalty_paid_minor"],
+            )
+            for r in rows
+        ],
+        status=LoanStatus(row["status"]),
+        accrual_from=row["accrual_from"],
+        accrual_fixed=row["accrual_fixed_minor"],
+        days_past_due=row["days_past_due"],
+        closed_on=row["closed_on"],
+        written_off_on=row["written_off_on"],
+    )
+
+
+class SqlRepaymentRepository:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    def get(self, repayment_id: str) -> StoredRepayment | None:
+        row = (
+            self._session.execute(
+                select(repayments).where(repayments.c.repayment_id == repayment_id)
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        currency = Currency(row["currency"])
+        allocation = Allocation(
+            Money(row["amount_minor"], currency),
+            tuple((Component(c), Money(v, currency)) for c, v in row["allocation"]),
+        )
+        return StoredRepayment(
+            row["repayment_id"], row["loan_id"], row["fingerprint"], row["paid_on"], allocation
+        )
+
+    def add(self, repayment: StoredRepayment, entry_id: str) -> None:
+        allocation = repayment.allocation
+        self._session.execute(
+            insert(repayments).values(
+                repayment_id=repayment.repayment_id,
+                loan_id=repayment.loan_id,
+                fingerprint=repayment.fingerprint,
+                amount_minor=allocation.amount.minor_units,
+                currency=allocation.amount.currency.value,
+                paid_on=repayment.paid_on,
+                allocation=[[c.value, m.minor_units] for c, m in allocation.parts],
+                entry_id=entry_id,
+                created_at=self._clock.now(),
+            )
+        )
+
+
+class SqlJournalRepository:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    def add(self, entry: JournalEntry) -> None:
+        self._session.execute(
+            insert(journal_entries).values(
+                entry_id=entry.entry_id,
+                effective_on=entry.effective_on,
+                kind=entry.kind,
+                memo=entry.memo[:300],
+                loan_id=entry.loan_id,
+                created_at=self._clock.now(),
+            )
+        )
+        self._session.execute(
+            insert(journal_postings),
+            [
+                {
+                    "entry_id": entry.entry_id,
+                    "line_no": n,
+                    "account": p.account,
+                    "side": p.side.value,
+                    "amount_minor": p.amount.minor_units,
+                    "currency": p.amount.currency.value,
+                }
+                for n, p in enumerate(entry.postings, start=1)
+            ],
+        )
+
+    def balances(self, as_of: date | None) -> dict[tuple[AccountCode, Currency], int]:
+        signed = func.sum(journal_postings.c.amount_minor * _sign(journal_postings.c.side))
+        query = (
+            select(journal_postings.c.account, journal_postings.c.currency, signed)
+            .join(journal_entries, journal_entries.c.entry_id == journal_postings.c.entry_id)
+            .group_by(journal_postings.c.account, journal_postings.c.currency)
+        )
+        if as_of is not None:
+            query = query.where(journal_entries.c.effective_on <= as_of)
+        return {
+            (AccountCode(account), Currency(currency)): int(total)
+            for account, currency, total in self._session.execute(query)
+        }
+
+
+def _sign(side: Any) -> Any:
+    return case((side == Side.DEBIT.value, 1), else_=-1)
+
+
+class SqlLendingUnitOfWork(SqlAlchemyUnitOfWork):
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock) -> None:
+        super().__init__(session_factory)
+        self._clock = clock
+
+    def _on_enter(self) -> None:
+        session = self.session
+        self._lines = SqlCreditLineRepository(session, self._clock)
+        self._loans = SqlLoanRepository(session, self._clock)
+        self._repayments = SqlRepaymentRepository(session, self._clock)
+        self._journal = SqlJournalRepository(session, self._clock)
+
+    @property
+    def lines(self) -> SqlCreditLineRepository:
+        return self._lines
+
+    @property
+    def loans(self) -> SqlLoanRepository:
+        return self._loans
+
+    @property
+    def repayments(self) -> SqlRepaymentRepository:
+        return self._repayments
+
+    @property
+    def journal(self) -> SqlJournalRepository:
+        return self._journal

@@ -1,0 +1,1 @@
+"""The lending domain in plain Python: no frameworks, no I/O."""

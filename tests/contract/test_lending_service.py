@@ -1,0 +1,241 @@
+"""Lending use cases over the SQL adapters, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from creditline.lending import service
+from creditline.lending.adapters.eod_sql import SqlEndOfDay
+from creditline.lending.adapters.sql import SqlLendingUnitOfWork
+from creditline.lending.domain.credit_line import LineStatus
+from creditline.lending.domain.terms import Component, LoanStatus, RepaymentMethod
+from creditline.shared.clock import FixedClock
+from creditline.shared.errors import (
+    BusinessRuleError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from creditline.shared.money import Money
+from creditline.storage.engine import create_db_engine, make_session_factory
+
+ON = date(2026, 1, 15)
+RATE = Decimal("0.0003")
+UowFactory = Callable[[], SqlLendingUnitOfWork]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    made = create_db_engine(db_url)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def new_uow(engine: Engine, clock: FixedClock) -> UowFactory:
+    factory = make_session_factory(engine)
+    return lambda: SqlLendingUnitOfWork(factory, clock)
+
+
+def open_line(new_uow: UowFactory, limit: str = "10000", line_id: str = "CL1") -> None:
+    service.open_credit_line(
+        new_uow(),
+        line_id=line_id,
+        customer_id="C1",
+        limit=Money.yuan(limit),
+        daily_rate=RATE,
+        on=ON,
+    )
+
+
+def draw(new_uow: UowFactory, key: str, amount: str = "1000", line_id: str = "CL1"):  # type: ignore[no-untyped-def]
+    return service.draw(
+        new_uow(),
+        line_id=line_id,
+        request_key=key,
+        amount=Money.yuan(amount),
+        term_months=3,
+        method=RepaymentMethod.EQUAL_INSTALLMENT,
+        on=ON,
+    )
+
+
+def test_opening_a_line_twice_with_the_same_id_returns_the_first(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    open_line(new_uow)
+
+    line = service.get_line(new_uow(), "CL1")
+
+    assert line.available == Money.yuan(10_000)
+    assert [c.reason.value for c in line.history] == ["opened"]
+    with pytest.raises(ConflictError):
+        open_line(new_uow, limit="20000")
+
+
+def test_a_draw_is_stored_with_its_schedule_and_moves_the_line(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+
+    loan = draw(new_uow, "k1")
+
+    stored = service.get_loan(new_uow(), loan.loan_id)
+    assert stored.instalments == loan.instalments
+    assert stored.terms == loan.terms
+    line = service.get_line(new_uow(), "CL1")
+    assert line.available == Money.yuan(9_000)
+    assert line.outstanding == Money.yuan(1_000)
+    assert [x.loan_id for x in service.loans_for_customer(new_uow(), "C1")] == [loan.loan_id]
+
+
+def test_a_retried_draw_returns_the_same_loan_and_lends_once(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+
+    first = draw(new_uow, "k1")
+    again = draw(new_uow, "k1")
+
+    assert again.loan_id == first.loan_id
+    assert service.get_line(new_uow(), "CL1").outstanding == Money.yuan(1_000)
+    with pytest.raises(ConflictError):
+        draw(new_uow, "k1", amount="999")
+
+
+def test_refused_draws_say_why(new_uow: UowFactory) -> None:
+    open_line(new_uow, limit="1000")
+
+    with pytest.raises(BusinessRuleError) as too_much:
+        draw(new_uow, "k1", amount="1000.01")
+    with pytest.raises(NotFoundError):
+        draw(new_uow, "k2", line_id="nope")
+    with pytest.raises(InvalidInputError):
+        service.draw(
+            new_uow(),
+            line_id="CL1",
+            request_key="k3",
+            amount=Money.yuan(10),
+            term_months=7,
+            method=RepaymentMethod.EQUAL_INSTALLMENT,
+            on=ON,
+        )
+
+    assert too_much.value.code == "limit_exceeded"
+
+
+def test_no_more_than_fifty_open_draws(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    for n in range(50):
+        draw(new_uow, f"k{n}", amount="1")
+
+    with pytest.raises(BusinessRuleError) as refused:
+        draw(new_uow, "k50", amount="1")
+
+    assert refused.value.code == "too_many_open_draws"
+
+
+def test_a_repayment_is_allocated_recorded_and_idempotent(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    loan = draw(new_uow, "k1")
+
+    result = service.repay(
+        new_uow(), loan_id=loan.loan_id, repayment_id="r1", amount=Money.yuan(400), on=ON
+    )
+    again = service.repay(
+        new_uow(), loan_id=loan.loan_id, repayment_id="r1", amount=Money.yuan(400), on=ON
+    )
+
+    assert result.allocation.of(Component.CURRENT_PRINCIPAL) == Money.yuan(400)
+    assert again.allocation == result.allocation
+    assert service.get_line(new_uow(), "CL1").available == Money.yuan(9_400)
+    assert service.get_loan(new_uow(), loan.loan_id).principal_outstanding == Money.yuan(600)
+    with pytest.raises(ConflictError):
+        service.repay(
+            new_uow(), loan_id=loan.loan_id, repayment_id="r1", amount=Money.yuan(1), on=ON
+        )
+
+
+def test_overpayment_is_refused_and_payoff_closes_the_loan(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    loan = draw(new_uow, "k1")
+    payoff = service.payoff_quote(new_uow(), loan_id=loan.loan_id, on=ON)
+    total = sum((m for m in payoff.values()), Money.yuan(0))
+
+    with pytest.raises(BusinessRuleError):
+        service.repay(
+            new_uow(),
+            loan_id=loan.loan_id,
+            repayment_id="r0",
+            amount=total + Money.yuan("0.01"),
+            on=ON,
+        )
+    result = service.repay(new_uow(), loan_id=loan.loan_id, repayment_id="r1", amount=total, on=ON)
+
+    assert total == Money.yuan(1000)
+    assert result.loan.status is LoanStatus.CLOSED
+    line = service.get_line(new_uow(), "CL1")
+    assert (line.available, line.open_draws) == (Money.yuan(10_000), 0)
+
+
+def test_the_trial_balance_nets_to_zero_and_agrees_with_the_loans(
+    new_uow: UowFactory, engine: Engine, clock: FixedClock
+) -> None:
+    open_line(new_uow)
+    first = draw(new_uow, "k1", "3000")
+    draw(new_uow, "k2", "2000")
+    eod = SqlEndOfDay(engine, clock)
+    for offset in range(40):
+        eod.close_day(ON + timedelta(days=offset))
+    service.repay(
+        new_uow(),
+        loan_id=first.loan_id,
+        repayment_id="r1",
+        amount=Money.yuan(500),
+        on=ON + timedelta(days=40),
+    )
+
+    balance = service.trial_balance(new_uow())
+
+    assert balance.nets_to_zero
+    assert balance.agrees_with_loans
+    assert balance.loan_records[next(iter(balance.loan_records))] > 0
+
+
+@pytest.mark.slow
+def test_fifty_concurrent_draws_never_overdraw_the_line(new_uow: UowFactory) -> None:
+    open_line(new_uow, limit="10000")
+
+    def attempt(n: int) -> str:
+        try:
+            draw(new_uow, f"c{n}")
+        except BusinessRuleError as refused:
+            return refused.code
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        outcomes = list(pool.map(attempt, range(50)))
+
+    assert outcomes.count("ok") == 10
+    assert outcomes.count("limit_exceeded") == 40
+    line = service.get_line(new_uow(), "CL1")
+    assert line.available == Money.yuan(0)
+    assert len(service.loans_for_customer(new_uow(), "C1")) == 10
+    assert line.status is LineStatus.ACTIVE
+
+
+def test_the_journal_refuses_updates_and_deletes(new_uow: UowFactory, engine: Engine) -> None:
+    open_line(new_uow)
+    draw(new_uow, "k1")
+
+    for statement in (
+        "UPDATE lending_journal_postings SET amount_minor = 1",
+        "DELETE FROM lending_journal_postings",
+        "DELETE FROM lending_journal_entries",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+
+    assert service.trial_balance(new_uow()).nets_to_zero
