@@ -1,0 +1,138 @@
+"""`creditline events load FILE`: bulk-load behaviour events from CSV, JSON Lines or Parquet.
+
+Rows are validated and stored in batches, each batch in one transaction, so a crash loses
+at most the batch in flight, and loading the same file again stores exactly what is
+missing (the rest counts as duplicates). Bad rows are reported with their line number,
+field and reason, on screen and in an error file. Exit codes: 0 when every row was stored,
+skipped as a duplicate or reported; 2 when the input is unusable.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from creditline.bootstrap import build_container
+from creditline.config import Settings
+from creditline.data.adapters.files import Row, RowError, UnusableInputError, read_rows
+from creditline.data.adapters.parquet_archive import export_events
+from creditline.data.domain.ingest import EMPTY_REPORT, IngestReport, Rejection
+from creditline.data.ports import EventStore
+from creditline.data.service import ingest_batch
+from creditline.storage import migrate
+
+app = typer.Typer(help="Behaviour events: bulk loads.", no_args_is_help=True)
+err = Console(stderr=True)
+SHOWN_ERRORS = 20
+
+
+@app.command("load")
+def load(
+    file: Annotated[Path, typer.Argument(help="A .csv, .jsonl or .parquet file, or a folder")],
+    errors: Annotated[
+        Path | None, typer.Option(help="Where to write bad rows (default FILE.errors.csv).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 5_000,
+) -> None:
+    """Load FILE's events: new ones stored, duplicates skipped, bad rows reported."""
+    settings = Settings()
+    try:
+        rows = read_rows(file)
+    except UnusableInputError as error:
+        _fail(str(error))
+    container = build_container(settings)
+    try:
+        if not migrate.is_up_to_date(container.engine):
+            _fail("the database schema is not up to date: run `creditline db upgrade`")
+        error_path = errors or file.with_name(file.name + ".errors.csv")
+        report = _load_all(rows, container.event_store(), error_path, batch)
+    except UnusableInputError as error:
+        _fail(str(error))
+    finally:
+        container.close()
+    typer.echo(
+        f"{report.total} rows: {report.accepted} stored, {report.duplicates} duplicates, "
+        f"{len(report.rejected)} rejected" + (f" (see {error_path})" if report.rejected else "")
+    )
+
+
+def _fail(reason: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {reason}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _load_all(rows: Iterator[Row], store: EventStore, error_path: Path, batch: int) -> IngestReport:
+    report = EMPTY_REPORT
+    with (
+        error_path.open("w", newline="", encoding="utf-8") as handle,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(["line", "event_id", "field", "code", "reason"])
+        task = bar.add_task("loading", total=None)
+        pending: list[Row] = []
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= batch:
+                report += _flush(store, pending, writer)
+                bar.update(task, completed=report.total)
+                pending = []
+        report += _flush(store, pending, writer)
+        bar.update(task, completed=report.total, total=report.total)
+    if not report.rejected:
+        error_path.unlink()
+    for rejection in report.rejected[:SHOWN_ERRORS]:
+        err.print(f"line {rejection.index}: {rejection.field}: {rejection.reason}", highlight=False)
+    if len(report.rejected) > SHOWN_ERRORS:
+        err.print(f"... and {len(report.rejected) - SHOWN_ERRORS} more in {error_path}")
+    return report
+
+
+def _flush(store: EventStore, rows: list[Row], writer: Any) -> IngestReport:
+    """Store one batch (one transaction) and write its bad rows to the error file."""
+    unreadable = tuple(
+        Rejection(line, row.field, row.code, row.reason)
+        for line, row in rows
+        if isinstance(row, RowError)
+    )
+    records = [(line, row) for line, row in rows if not isinstance(row, RowError)]
+    report = ingest_batch(store, [row for _, row in records], indexes=[line for line, _ in records])
+    rejected = tuple(sorted(report.rejected + unreadable, key=lambda r: r.index))
+    for rejection in rejected:
+        writer.writerow(
+            [
+                rejection.index,
+                rejection.event_id or "",
+                rejection.field,
+                rejection.code,
+                rejection.reason,
+            ]
+        )
+    return IngestReport(report.accepted, report.duplicates, rejected)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="A new folder for the Parquet files.")],
+) -> None:
+    """Export every stored event to month-partitioned Parquet (for DuckDB and Spark)."""
+    container = build_container(Settings())
+    try:
+        exported = export_events(container.engine, out)
+    except FileExistsError as error:
+        _fail(str(error))
+    finally:
+        container.close()
+    typer.echo(f"{exported} events -> {out}")

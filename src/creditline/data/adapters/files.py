@@ -1,0 +1,136 @@
+"""Read behaviour events from CSV, JSON Lines and Parquet files, row by row, with line numbers.
+
+Each reader yields `(line, row)`: `line` is the 1-based line of the row in the file (the
+header of a CSV file is line 1, so its first record is line 2; for Parquet it is the row
+number), and `row` is either the raw field mapping or, for a line that is not even a
+record (broken JSON), a `RowError`. Files that cannot be read at all (missing, unknown
+format, no header) raise `UnusableInputError` before the first row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+class UnusableInputError(Exception):
+    """The file as a whole cannot be read as events (not one bad row: the whole input)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    field: str
+    code: str
+    reason: str
+
+
+Row = tuple[int, Mapping[str, object] | RowError]
+
+
+def file_format(path: Path) -> str:
+    if path.is_dir():
+        if not any(path.rglob("*.parquet")):
+            raise UnusableInputError(f"{path} holds no Parquet files")
+        return "parquet"
+    if not path.is_file():
+        raise UnusableInputError(f"no such file: {path}")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UnusableInputError(f"{path.name}: unknown format (use .csv, .jsonl or .parquet)")
+    return kind
+
+
+def read_rows(path: Path) -> Iterator[Row]:
+    """Every row of `path` (a file, or a folder of Parquet files read in name order)."""
+    kind = file_format(path)
+    if kind == "csv":
+        return _csv_rows(path)
+    if kind == "jsonl":
+        return _jsonl_rows(path)
+    return _parquet_rows(path)
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    handle = path.open(newline="", encoding="utf-8-sig")
+    reader = csv.DictReader(handle)
+    try:
+        header = reader.fieldnames
+    except (UnicodeDecodeError, csv.Error) as error:
+        handle.close()
+        raise UnusableInputError(f"{path.name}: not a readable CSV file ({error})") from error
+    if not header or "event_id" not in header:
+        handle.close()
+        raise UnusableInputError(f"{path.name}: the first line must be a header with event_id")
+    return _csv_records(handle, reader)
+
+
+def _csv_records(handle: object, reader: csv.DictReader[str]) -> Iterator[Row]:
+    with handle:  # type: ignore[attr-defined]
+        line = reader.line_num
+        try:
+            for record in reader:
+                yield line + 1, _csv_record(record)
+                line = reader.line_num
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise UnusableInputError(f"line {line + 1}: unreadable CSV ({error})") from error
+
+
+def _csv_record(
+    record: dict[str | None, str | list[str] | None],
+) -> Mapping[str, object] | RowError:
+    if None in record:
+        return RowError("line", "extra_values", "the line has more values than the header")
+    if any(value is None for value in record.values()):
+        return RowError("line", "missing_values", "the line has fewer values than the header")
+    return {str(key): value for key, value in record.items()}
+
+
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as error:
+        raise UnusableInputError(f"{path}: {error}") from error
+    with handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            yield number, _json_record(text)
+
+
+def _json_record(text: str) -> Mapping[str, object] | RowError:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return RowError("line", "invalid_json", f"not valid JSON: {error.msg}")
+    if not isinstance(value, dict):
+        return RowError("line", "not_an_object", "each line must be one JSON object")
+    return value
+
+
+def _parquet_rows(path: Path) -> Iterator[Row]:
+    """Check every file's schema first, so an unusable file stops the load before it starts."""
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    for file in files:
+        try:
+            names = pq.read_schema(file).names
+        except Exception as error:
+            raise UnusableInputError(f"{file}: not a readable Parquet file ({error})") from error
+        if "event_id" not in names:
+            raise UnusableInputError(f"{file}: no event_id column")
+    return _parquet_records(files)
+
+
+def _parquet_records(files: list[Path]) -> Iterator[Row]:
+    number = 0
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=10_000):
+            for record in batch.to_pylist():
+                number += 1
+                yield number, record

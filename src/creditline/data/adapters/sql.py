@@ -1,0 +1,194 @@
+"""The behaviour-event table in the system of record, and the store that appends to it.
+
+`behaviour_events` holds every event the API or a bulk load acknowledged, keyed by
+`event_id`: the primary key is what makes storage exactly-once (an insert of a stored id
+does nothing, `ON CONFLICT DO NOTHING`), and one transaction per batch is what makes a
+crash harmless (a batch is all there or not there). The `(customer_id, occurred_at)`
+index serves single-customer look-ups. On PostgreSQL a batch is streamed with `COPY` into
+a temporary table and moved across with one `INSERT … SELECT … ON CONFLICT DO NOTHING`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Engine,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+from creditline.data.domain.events import (
+    EVENT_FIELDS,
+    FIELD_NAMES,
+    BehaviourEvent,
+    FieldKind,
+    parse_event,
+)
+from creditline.data.domain.ingest import AppendResult
+from creditline.shared.clock import Clock
+from creditline.storage.metadata import metadata
+from creditline.storage.types import UtcDateTime
+
+_LENGTHS = {"currency": 3, "channel": 16, "occupation": 32, "education": 32, "event_type": 32}
+
+
+def _column(name: str, kind: FieldKind) -> Column[Any]:
+    if kind is FieldKind.STRING:
+        return Column(name, String(_LENGTHS.get(name, 64)), nullable=name not in _REQUIRED)
+    if kind is FieldKind.INT64:
+        if name == "schema_version":
+            return Column(name, Integer, nullable=False)
+        return Column(name, BigInteger)
+    if kind is FieldKind.BOOL:
+        return Column(name, Boolean)
+    if kind is FieldKind.DATE:
+        return Column(name, Date)
+    return Column(name, UtcDateTime(), nullable=False)
+
+
+_REQUIRED = frozenset({"event_id", "customer_id", "event_type", "source", "currency"})
+
+behaviour_events = Table(
+    "behaviour_events",
+    metadata,
+    *(_column(name, kind) for name, kind in EVENT_FIELDS),
+    Column("digest", String(64), nullable=False),
+    Column("ingested_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("event_id", name="pk_behaviour_events"),
+    Index("ix_behaviour_events_customer_id", "customer_id", "occurred_at"),
+)
+
+#: Rows per INSERT statement (and per look-up of already stored ids).
+STATEMENT_ROWS = 500
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class SqlEventStore:
+    """`EventStore` on SQLite or PostgreSQL (COPY on PostgreSQL)."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def append(self, events: Sequence[BehaviourEvent]) -> AppendResult:
+        if not events:
+            return AppendResult(0, {})
+        now = self._clock.now().astimezone(UTC)
+        rows = [_row(event, now) for event in events]
+        with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                inserted = _copy_insert(connection, rows)
+            else:
+                inserted = _insert(connection, rows)
+            missing = [row[0] for row in rows if row[0] not in inserted]
+            existing = _digests(connection, missing)
+        return AppendResult(len(inserted), existing)
+
+    def count(self) -> int:
+        with self._engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(behaviour_events)) or 0)
+
+    def for_customer(self, customer_id: str) -> list[BehaviourEvent]:
+        query = (
+            select(*(behaviour_events.c[name] for name in FIELD_NAMES))
+            .where(behaviour_events.c.customer_id == customer_id)
+            .order_by(behaviour_events.c.occurred_at, behaviour_events.c.event_id)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [parse_event(dict(row)) for row in rows]
+
+
+def _row(event: BehaviourEvent, now: datetime) -> list[Any]:
+    """The values of `_COLUMNS` (event fields, digest, ingested_at); event_id comes first."""
+    row: list[Any] = [getattr(event, name) for name in FIELD_NAMES]
+    row.append(event.digest())
+    row.append(now)
+    return row
+
+
+def _insert(connection: Connection, rows: list[list[Any]]) -> set[str]:
+    """SQLite: the transaction began with BEGIN IMMEDIATE, so no other writer can race us
+    between the look-up of stored ids and the insert; one `executemany` stores the rest."""
+    stored = set(_digests(connection, [row[0] for row in rows]))
+    new = [row for row in rows if row[0] not in stored]
+    names = ", ".join(f'"{name}"' for name in _COLUMNS)
+    marks = ", ".join("?" for _ in _COLUMNS)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(
+        f"INSERT INTO behaviour_events ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+        [tuple(_sqlite_value(value) for value in row) for row in new],
+    )
+    return {row[0] for row in new}
+
+
+def _sqlite_value(value: Any) -> Any:
+    """The text SQLAlchemy's SQLite types store, so that reads through them round-trip."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+_COLUMNS = [*FIELD_NAMES, "digest", "ingested_at"]
+
+
+def _copy_insert(connection: Connection, rows: list[list[Any]]) -> set[str]:
+    """COPY the batch into a temporary table, then insert the new ids in one statement."""
+    names = ", ".join(f'"{name}"' for name in _COLUMNS)
+    connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS behaviour_events_incoming "
+        "(LIKE behaviour_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY behaviour_events_incoming ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([value.value if isinstance(value, StrEnum) else value for value in row])
+    result = connection.exec_driver_sql(
+        f"INSERT INTO behaviour_events ({names}) "
+        f"SELECT DISTINCT ON (event_id) {names} FROM behaviour_events_incoming "
+        "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+    return {str(value) for value in result.scalars()}
+
+
+def _digests(connection: Connection, event_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in _chunks(event_ids, STATEMENT_ROWS):
+        query = select(behaviour_events.c.event_id, behaviour_events.c.digest).where(
+            behaviour_events.c.event_id.in_(chunk)
+        )
+        found.update({str(i): str(d) for i, d in connection.execute(query).all()})
+    return found
+
+
+def count_events(engine: Engine) -> int:
+    """How many events are stored (used by tests and benchmarks)."""
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM behaviour_events")).scalar_one())

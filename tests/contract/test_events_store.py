@@ -1,0 +1,146 @@
+"""Every `EventStore` keeps the same promises: exactly once, atomic batches, conflicts named.
+
+Run against an in-memory fake and the SQL store on SQLite and PostgreSQL (COPY path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from creditline.data.adapters.sql import SqlEventStore
+from creditline.data.domain.events import BehaviourEvent, parse_event
+from creditline.data.domain.ingest import AppendResult
+from creditline.data.ports import EventStore
+from creditline.data.service import ingest_batch
+from creditline.shared.clock import FixedClock
+from creditline.storage.engine import create_db_engine
+from tests.conftest import DATABASES, migrated_database
+
+
+class InMemoryEventStore:
+    def __init__(self) -> None:
+        self.events: dict[str, tuple[BehaviourEvent, str]] = {}
+
+    def append(self, events: Sequence[BehaviourEvent]) -> AppendResult:
+        existing = {
+            e.event_id: self.events[e.event_id][1] for e in events if e.event_id in self.events
+        }
+        for event in events:
+            if event.event_id not in existing:
+                self.events[event.event_id] = (event, event.digest())
+        return AppendResult(len(events) - len(existing), existing)
+
+    def count(self) -> int:
+        return len(self.events)
+
+    def for_customer(self, customer_id: str) -> list[BehaviourEvent]:
+        found = [e for e, _ in self.events.values() if e.customer_id == customer_id]
+        return sorted(found, key=lambda e: (e.occurred_at, e.event_id))
+
+
+@pytest.fixture(params=["fake", *DATABASES])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    if request.param == "fake":
+        yield InMemoryEventStore()
+        return
+    with migrated_database(request, request.param, tmp_path) as url:
+        engine: Engine = create_db_engine(url)
+        yield SqlEventStore(engine, FixedClock(datetime(2026, 1, 15, 2, 0, tzinfo=UTC)))
+        engine.dispose()
+
+
+START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def payment(n: int, *, customer: str = "cus-1", amount: int = 100) -> dict[str, object]:
+    return {
+        "event_id": f"evt-{n}",
+        "customer_id": customer,
+        "event_type": "payment",
+        "occurred_at": (START + timedelta(minutes=n)).isoformat(),
+        "source": "alipay",
+        "amount_minor": amount,
+        "category": "dining",
+    }
+
+
+def test_new_events_are_accepted_and_can_be_read_back(store: EventStore) -> None:
+    raws = [payment(1), payment(2, customer="cus-2"), payment(3)]
+
+    report = ingest_batch(store, raws)
+
+    assert (report.accepted, report.duplicates, report.rejected) == (3, 0, ())
+    assert [e.event_id for e in store.for_customer("cus-1")] == ["evt-1", "evt-3"]
+    assert store.for_customer("cus-1")[0] == parse_event(raws[0])
+
+
+def test_a_retried_batch_is_counted_as_duplicates_and_stored_once(store: EventStore) -> None:
+    raws = [payment(n) for n in range(5)]
+    ingest_batch(store, raws)
+
+    again = ingest_batch(store, [*raws, payment(9)])
+
+    assert (again.accepted, again.duplicates, again.rejected) == (1, 5, ())
+    assert store.count() == 6
+
+
+def test_a_duplicate_inside_one_batch_is_stored_once(store: EventStore) -> None:
+    report = ingest_batch(store, [payment(1), payment(1), payment(2)])
+
+    assert (report.accepted, report.duplicates) == (2, 1)
+    assert store.count() == 2
+
+
+def test_an_id_reused_for_other_content_is_rejected_not_overwritten(store: EventStore) -> None:
+    ingest_batch(store, [payment(1, amount=100)])
+
+    report = ingest_batch(store, [payment(2), payment(1, amount=999)])
+
+    assert report.accepted == 1
+    assert [(r.index, r.field, r.code) for r in report.rejected] == [(1, "event_id", "conflict")]
+    assert store.for_customer("cus-1")[0].amount_minor == 100
+
+
+def test_bad_events_are_rejected_with_index_field_and_reason(store: EventStore) -> None:
+    bad_amount = {**payment(2), "amount_minor": "ten"}
+    no_customer = {**payment(3), "customer_id": None}
+
+    report = ingest_batch(store, [payment(1), bad_amount, no_customer, payment(4)])
+
+    assert report.accepted == 2
+    assert [(r.index, r.field, r.code) for r in report.rejected] == [
+        (1, "amount_minor", "invalid_type"),
+        (2, "customer_id", "required"),
+    ]
+    assert "whole number" in report.rejected[0].reason
+    assert store.count() == 2
+
+
+def test_instants_come_back_aware_and_equal(store: EventStore) -> None:
+    raw = {**payment(1), "occurred_at": "2026-01-01T17:30:00.123456+08:00"}
+
+    ingest_batch(store, [raw])
+
+    stored = store.for_customer("cus-1")[0]
+    assert stored.occurred_at == datetime(2026, 1, 1, 9, 30, 0, 123456, tzinfo=UTC)
+    assert stored.digest() == parse_event(raw).digest()
+
+
+def test_every_event_type_round_trips(store: EventStore) -> None:
+    from tests.unit.data.test_data_events import BASE, GOOD
+
+    raws: list[dict[str, object]] = [
+        {**BASE, "event_id": f"e-{kind.value}", "event_type": kind.value, **fields}
+        for kind, fields in GOOD.items()
+    ]
+
+    report = ingest_batch(store, raws)
+
+    assert report.accepted == len(raws)
+    stored = {e.event_id: e for e in store.for_customer("cus-1")}
+    assert all(stored[str(raw["event_id"])] == parse_event(raw) for raw in raws)
