@@ -1,0 +1,1 @@
+"""Scoring adapters: the file-system model registry."""

@@ -1,0 +1,1 @@
+"""Plain-Python scoring rules: the score scale, the tiers and the reason codes."""

@@ -1,0 +1,1 @@
+"""Model training: optbinning scorecard and monotone LightGBM challenger (imports both)."""

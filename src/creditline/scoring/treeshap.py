@@ -1,0 +1,332 @@
+"""Exact path-dependent TreeSHAP over dumped LightGBM trees, and lookup tables for serving.
+
+What is computed: the SHAP values that LightGBM's ``predict(pred_contrib=True)`` returns
+(Lundberg et al. 2018, Algorithm 2, "path-dependent"): the reference is the training
+distribution as the trees saw it, each node weighting its children by their training
+row counts; ``expected_value`` is the count-weighted mean leaf value summed over trees,
+and for every row ``expected_value + Σ contributions`` equals the raw margin.
+
+How it is made fast: a tree's output and its contributions depend on a row only through
+which interval between that tree's thresholds each of its features falls in (plus
+"missing"). Trees are grouped; for each group we enumerate its cells (the product of
+those intervals), run Algorithm 2 once per cell (vectorised over cells with numpy), and
+store the table. Serving then finds each row's cell with `searchsorted` and gathers its
+contributions: no per-row tree walk, no LightGBM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class FlatTree:
+    """One tree as arrays; node k is a leaf when `left[k] < 0`."""
+
+    feature: NDArray[np.int64]
+    threshold: FloatArray
+    default_left: NDArray[np.bool_]
+    missing_nan: NDArray[np.bool_]  # missing_type "NaN": NaN follows default_left; else NaN is 0
+    left: NDArray[np.int64]
+    right: NDArray[np.int64]
+    value: FloatArray
+    cover: FloatArray
+
+    @property
+    def features(self) -> tuple[int, ...]:
+        return tuple(
+            sorted({int(f) for f, lft in zip(self.feature, self.left, strict=True) if lft >= 0})
+        )
+
+    def thresholds_of(self, feature: int) -> FloatArray:
+        mask = (self.feature == feature) & (self.left >= 0)
+        return np.unique(self.threshold[mask])
+
+    def expected_value(self) -> float:
+        leaves = self.left < 0
+        return float(np.sum(self.value[leaves] * self.cover[leaves]) / self.cover[0])
+
+    def goes_left(self, node: int, x: FloatArray) -> NDArray[np.bool_]:
+        nan = np.isnan(x)
+        if self.missing_nan[node]:
+            go = np.where(nan, self.default_left[node], x <= self.threshold[node])
+        else:
+            go = np.where(nan, self.threshold[node] >= 0.0, x <= self.threshold[node])
+        return np.asarray(go, dtype=np.bool_)
+
+    def predict(self, X: FloatArray) -> FloatArray:
+        node = np.zeros(len(X), dtype=np.int64)
+        out = np.empty(len(X))
+        active = np.arange(len(X))
+        while len(active):
+            k = node[active]
+            leaf = self.left[k] < 0
+            out[active[leaf]] = self.value[k[leaf]]
+            active, k = active[~leaf], k[~leaf]
+            if not len(active):
+                break
+            x = X[active, self.feature[k]]
+            thr = self.threshold[k]
+            nan = np.isnan(x)
+            go = np.where(
+                nan, np.where(self.missing_nan[k], self.default_left[k], thr >= 0.0), x <= thr
+            )
+            node[active] = np.where(go, self.left[k], self.right[k])
+        return out
+
+
+def flatten_lightgbm(dump: dict[str, Any]) -> list[FlatTree]:
+    """The trees of `Booster.dump_model()`; refuses what this module does not implement."""
+    trees = []
+    for info in dump["tree_info"]:
+        rows: list[dict[str, Any]] = []
+
+        def walk(node: dict[str, Any], rows: list[dict[str, Any]] = rows) -> int:
+            k = len(rows)
+            rows.append({})
+            if "leaf_value" in node or "split_index" not in node:
+                rows[k] = {
+                    "f": -1,
+                    "t": 0.0,
+                    "dl": False,
+                    "mn": True,
+                    "l": -1,
+                    "r": -1,
+                    "v": float(node.get("leaf_value", 0.0)),
+                    "c": float(node.get("leaf_count", 0)),
+                }
+                return k
+            if node.get("decision_type", "<=") != "<=":
+                raise ValueError("categorical splits are not supported (categories enter as WoE)")
+            missing = node.get("missing_type", "None")
+            if missing == "Zero":
+                raise ValueError("zero_as_missing trees are not supported")
+            rows[k] = {
+                "f": int(node["split_feature"]),
+                "t": float(node["threshold"]),
+                "dl": bool(node["default_left"]),
+                "mn": missing == "NaN",
+                "v": 0.0,
+                "c": float(node["internal_count"]),
+            }
+            rows[k]["l"] = walk(node["left_child"], rows)
+            rows[k]["r"] = walk(node["right_child"], rows)
+            return k
+
+        walk(info["tree_structure"])
+        trees.append(
+            FlatTree(
+                feature=np.array([r["f"] for r in rows], dtype=np.int64),
+                threshold=np.array([r["t"] for r in rows]),
+                default_left=np.array([r["dl"] for r in rows], dtype=bool),
+                missing_nan=np.array([r["mn"] for r in rows], dtype=bool),
+                left=np.array([r["l"] for r in rows], dtype=np.int64),
+                right=np.array([r["r"] for r in rows], dtype=np.int64),
+                value=np.array([r["v"] for r in rows]),
+                cover=np.array([r["c"] for r in rows]),
+            )
+        )
+    return trees
+
+
+class _Path:
+    """Algorithm 2's path: feature, zero fraction (scalar), one fraction, weight (vectors)."""
+
+    __slots__ = ("d", "o", "w", "z")
+
+    def __init__(self) -> None:
+        self.d: list[int] = []
+        self.z: list[float] = []
+        self.o: list[FloatArray] = []
+        self.w: list[FloatArray] = []
+
+    def copy(self) -> _Path:
+        p = _Path()
+        p.d, p.z, p.o, p.w = list(self.d), list(self.z), list(self.o), list(self.w)
+        return p
+
+    def extend(self, pz: float, po: FloatArray, pi: int, n: int) -> None:
+        depth = len(self.d)
+        self.d.append(pi)
+        self.z.append(pz)
+        self.o.append(po)
+        self.w.append(np.ones(n) if depth == 0 else np.zeros(n))
+        for i in range(depth - 1, -1, -1):
+            self.w[i + 1] = self.w[i + 1] + po * self.w[i] * (i + 1) / (depth + 1)
+            self.w[i] = pz * self.w[i] * (depth - i) / (depth + 1)
+
+    def unwind(self, i: int) -> None:
+        depth = len(self.d) - 1
+        o, z = self.o[i], self.z[i]
+        nonzero = o != 0
+        o_safe = np.where(nonzero, o, 1.0)
+        n = self.w[depth]
+        for j in range(depth - 1, -1, -1):
+            t = self.w[j]
+            hot = n * (depth + 1) / ((j + 1) * o_safe)
+            cold = t * (depth + 1) / (z * (depth - j)) if z != 0 else np.zeros_like(t)
+            new_w = np.where(nonzero, hot, cold)
+            n = np.where(nonzero, t - hot * z * (depth - j) / (depth + 1), n)
+            self.w[j] = new_w
+        for j in range(i, depth):
+            self.d[j], self.z[j], self.o[j] = self.d[j + 1], self.z[j + 1], self.o[j + 1]
+        self.d.pop()
+        self.z.pop()
+        self.o.pop()
+        self.w.pop()
+
+    def unwound_sum(self, i: int) -> FloatArray:
+        depth = len(self.d) - 1
+        o, z = self.o[i], self.z[i]
+        nonzero = o != 0
+        o_safe = np.where(nonzero, o, 1.0)
+        total_hot = np.zeros_like(o)
+        total_cold = np.zeros_like(o)
+        nxt = self.w[depth]
+        for j in range(depth - 1, -1, -1):
+            tmp = nxt * (depth + 1) / ((j + 1) * o_safe)
+            total_hot = total_hot + tmp
+            nxt = self.w[j] - tmp * z * (depth - j) / (depth + 1)
+            if z != 0:
+                total_cold = total_cold + self.w[j] / z / ((depth - j) / (depth + 1))
+        return np.where(nonzero, total_hot, total_cold)
+
+
+def tree_shap(tree: FlatTree, X: FloatArray, n_features: int) -> FloatArray:
+    """Contributions (n_rows, n_features) of one tree to every row of `X` (Algorithm 2)."""
+    n = len(X)
+    phi = np.zeros((n, n_features))
+    ones = np.ones(n)
+
+    def recurse(node: int, path: _Path, pz: float, po: FloatArray, pi: int) -> None:
+        path = path.copy()
+        path.extend(pz, po, pi, n)
+        if tree.left[node] < 0:
+            for i in range(1, len(path.d)):
+                w = path.unwound_sum(i)
+                phi[:, path.d[i]] += w * (path.o[i] - path.z[i]) * tree.value[node]
+            return
+        f = int(tree.feature[node])
+        go = tree.goes_left(node, X[:, f]).astype(np.float64)
+        iz, io = 1.0, ones
+        if f in path.d[1:]:
+            k = path.d.index(f, 1)
+            iz, io = path.z[k], path.o[k]
+            path.unwind(k)
+        cover = tree.cover[node]
+        lft, rgt = int(tree.left[node]), int(tree.right[node])
+        recurse(lft, path, iz * tree.cover[lft] / cover, io * go, f)
+        recurse(rgt, path, iz * tree.cover[rgt] / cover, io * (1.0 - go), f)
+
+    if tree.left[0] < 0:
+        return phi
+    recurse(0, _Path(), 1.0, ones, -1)
+    return phi
+
+
+@dataclass(frozen=True, slots=True)
+class ShapTable:
+    """Contributions of a group of trees for every cell of its features' intervals."""
+
+    features: tuple[int, ...]
+    thresholds: tuple[FloatArray, ...]  # per feature, sorted; cells: len + 1 intervals + missing
+    margin: FloatArray  # (cells,) the group's summed tree outputs
+    phi: FloatArray  # (cells, len(features))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(t) + 2 for t in self.thresholds)
+
+    def cell(self, X: FloatArray) -> NDArray[np.int64]:
+        idx = np.zeros(len(X), dtype=np.int64)
+        for f, thr, size in zip(self.features, self.thresholds, self.shape, strict=True):
+            x = X[:, f]
+            local = np.searchsorted(thr, x, side="left")
+            local[np.isnan(x)] = size - 1
+            idx = idx * size + local
+        return idx
+
+
+def _representatives(thresholds: FloatArray) -> FloatArray:
+    """One value per cell: each threshold (x ≤ t), one above the last, and NaN."""
+    above = np.nextafter(thresholds[-1], np.inf) if len(thresholds) else 0.0
+    return np.asarray(np.r_[thresholds, above, np.nan], dtype=np.float64)
+
+
+def _tree_table(tree: FlatTree, n_features: int) -> ShapTable:
+    """One tree's table on its own (small) grid of cells."""
+    feats = tree.features
+    thresholds = tuple(tree.thresholds_of(f) for f in feats)
+    grids = np.meshgrid(*[_representatives(thr) for thr in thresholds], indexing="ij")
+    X = np.full((grids[0].size, n_features), np.nan)
+    for j, f in enumerate(feats):
+        X[:, f] = grids[j].ravel()
+    phi = tree_shap(tree, X, n_features)[:, list(feats)]
+    return ShapTable(feats, thresholds, tree.predict(X), phi)
+
+
+def build_tables(trees: list[FlatTree], n_features: int, max_cells: int = 32768) -> list[ShapTable]:
+    """Exact tables for all trees with a split, merged into tables of at most `max_cells` cells.
+
+    Each tree is solved once on its own grid; a merged table then gathers every member
+    tree's cells from its grid (a cell of the merged grid lies in exactly one cell of each
+    member's grid), so merging costs only index arithmetic.
+    """
+    own = [_tree_table(t, n_features) for t in trees if t.features]
+    own.sort(key=lambda t: (len(t.features), t.features))
+    groups: list[list[ShapTable]] = []
+    current: list[ShapTable] = []
+    current_thr: dict[int, set[float]] = {}
+    for table in own:
+        merged = {f: set(v) for f, v in current_thr.items()}
+        for f, thr in zip(table.features, table.thresholds, strict=True):
+            merged.setdefault(f, set()).update(float(v) for v in thr)
+        size = int(np.prod([len(v) + 2 for v in merged.values()]))
+        if current and size > max_cells:
+            groups.append(current)
+            current = []
+            merged = {
+                f: set(map(float, thr))
+                for f, thr in zip(table.features, table.thresholds, strict=True)
+            }
+        current.append(table)
+        current_thr = merged
+    if current:
+        groups.append(current)
+    tables = []
+    for group in groups:
+        if len(group) == 1:
+            tables.append(group[0])
+            continue
+        feats = tuple(sorted({f for t in group for f in t.features}))
+        thresholds = tuple(
+            np.unique(
+                np.concatenate(
+                    [t.thresholds[t.features.index(f)] for t in group if f in t.features]
+                )
+            )
+            for f in feats
+        )
+        grids = np.meshgrid(*[_representatives(thr) for thr in thresholds], indexing="ij")
+        X = np.full((grids[0].size, n_features), np.nan)
+        for j, f in enumerate(feats):
+            X[:, f] = grids[j].ravel()
+        phi = np.zeros((len(X), len(feats)))
+        margin = np.zeros(len(X))
+        for member in group:
+            cell = member.cell(X)
+            margin += member.margin[cell]
+            cols = [feats.index(f) for f in member.features]
+            phi[:, cols] += member.phi[cell]
+        tables.append(ShapTable(feats, thresholds, margin, phi))
+    return tables
+
+
+def expected_value(trees: list[FlatTree]) -> float:
+    return float(sum(tree.expected_value() for tree in trees))
