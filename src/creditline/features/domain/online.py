@@ -1,0 +1,509 @@
+"""Online feature state: per-customer aggregates kept up to date as events arrive.
+
+A customer's state is a handful of day-indexed series, one per (source, column) that some
+feature reads; `OnlinePlan` derives the set from the definitions, so the online engine
+computes exactly what the batch engines compute. Reading the full feature vector as of a
+day never walks the customer's history:
+
+- `SumSeries` keeps prefix sums of per-day counts and totals, so a window's count or sum
+  is two binary searches and a subtraction;
+- `MaxSeries` looks only at the days inside the window (a window holds at most 365 days);
+- `KeyedDays` keeps, per key (category, device, product, counterparty), the sorted days it
+  occurred on: a binary search per key answers "seen in the window";
+- `LatestSeries` keeps events ordered by (occurred_at, event_id) and binary-searches D.
+
+The graph features also need other customers' facts (who else used a device, who has
+defaulted); the store hands them in through `GraphView`. State is plain data and
+round-trips through `to_data`/`from_data`, which the Redis adapter stores as JSON.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from creditline.features.domain.definitions import (
+    FEATURES,
+    LOGINS,
+    TRANSFERS_EITHER_WAY,
+    ActivePeriods,
+    Count,
+    DaysSinceFirst,
+    DaysSinceLast,
+    DaysSinceNewKey,
+    Distinct,
+    FeatureDefinition,
+    Latest,
+    Leaf,
+    Max,
+    NeighbourShare,
+    NewKeys,
+    Op,
+    Quotient,
+    SharedDeviceCustomers,
+    Source,
+    Spec,
+    Sum,
+    leaves,
+)
+from creditline.features.domain.events import (
+    CHINA_OFFSET_SECONDS,
+    MICROS_PER_SECOND,
+    SECONDS_PER_DAY,
+    EventType,
+    FeatureEvent,
+)
+
+FeatureValue = int | float | None
+FeatureVector = dict[str, FeatureValue]
+
+
+def matches(source: Source, event: FeatureEvent) -> bool:
+    """Whether `event` is one of the events `source` selects."""
+    if source.event_types and event.event_type not in source.event_types:
+        return False
+    for condition in source.where:
+        value = _column(event, condition.column)
+        if value is None:
+            return False
+        if condition.op is Op.EQ and value != condition.value:
+            return False
+        if condition.op is Op.AT_LEAST and not (
+            isinstance(value, int) and isinstance(condition.value, int) and value >= condition.value
+        ):
+            return False
+    return True
+
+
+def _column(event: FeatureEvent, column: str | None) -> Any:
+    if column is None:
+        return None
+    if column == "days_late":
+        return event.days_late
+    return getattr(event, column)
+
+
+class SumSeries:
+    """Per-day event counts and column totals with prefix sums (reads are O(log n))."""
+
+    __slots__ = ("count_prefix", "days", "total_prefix")
+
+    def __init__(self) -> None:
+        self.days: list[int] = []
+        self.count_prefix: list[int] = [0]
+        self.total_prefix: list[int] = [0]
+
+    def add(self, day: int, value: int) -> None:
+        days = self.days
+        if days and day >= days[-1]:
+            # The common case: events arrive in time order, so only the tail changes.
+            if day > days[-1]:
+                days.append(day)
+                self.count_prefix.append(self.count_prefix[-1])
+                self.total_prefix.append(self.total_prefix[-1])
+            self.count_prefix[-1] += 1
+            self.total_prefix[-1] += value
+            return
+        index = bisect_left(days, day)
+        if index == len(days) or days[index] != day:
+            self.days.insert(index, day)
+            self.count_prefix.insert(index + 1, self.count_prefix[index])
+            self.total_prefix.insert(index + 1, self.total_prefix[index])
+        # A late event updates the prefixes from its day on.
+        for position in range(index + 1, len(self.count_prefix)):
+            self.count_prefix[position] += 1
+            self.total_prefix[position] += value
+
+    def _span(self, start: int, end: int) -> tuple[int, int]:
+        return bisect_left(self.days, start), bisect_left(self.days, end)
+
+    def count(self, start: int, end: int) -> int:
+        low, high = self._span(start, end)
+        return self.count_prefix[high] - self.count_prefix[low]
+
+    def total(self, start: int, end: int) -> int:
+        low, high = self._span(start, end)
+        return self.total_prefix[high] - self.total_prefix[low]
+
+    def first_before(self, end: int) -> int | None:
+        return self.days[0] if self.days and self.days[0] < end else None
+
+    def last_before(self, end: int) -> int | None:
+        high = bisect_left(self.days, end)
+        return self.days[high - 1] if high else None
+
+    def to_data(self) -> list[list[int]]:
+        return [self.days, self.count_prefix, self.total_prefix]
+
+    @classmethod
+    def from_data(cls, data: list[list[int]]) -> SumSeries:
+        series = cls()
+        series.days, series.count_prefix, series.total_prefix = data
+        return series
+
+
+class MaxSeries:
+    """Per-day maxima of a column; a window's maximum looks only at days inside it."""
+
+    __slots__ = ("days", "maxima")
+
+    def __init__(self) -> None:
+        self.days: list[int] = []
+        self.maxima: list[int] = []
+
+    def add(self, day: int, value: int) -> None:
+        index = bisect_left(self.days, day)
+        if index < len(self.days) and self.days[index] == day:
+            self.maxima[index] = max(self.maxima[index], value)
+            return
+        self.days.insert(index, day)
+        self.maxima.insert(index, value)
+
+    def maximum(self, start: int, end: int) -> int | None:
+        low, high = bisect_left(self.days, start), bisect_left(self.days, end)
+        return max(self.maxima[low:high]) if high > low else None
+
+    def to_data(self) -> list[list[int]]:
+        return [self.days, self.maxima]
+
+    @classmethod
+    def from_data(cls, data: list[list[int]]) -> MaxSeries:
+        series = cls()
+        series.days, series.maxima = data
+        return series
+
+
+class KeyedDays:
+    """For each key, the sorted distinct days on which it occurred."""
+
+    __slots__ = ("days_by_key",)
+
+    def __init__(self) -> None:
+        self.days_by_key: dict[str, list[int]] = {}
+
+    def add(self, day: int, key: str) -> None:
+        days = self.days_by_key.setdefault(key, [])
+        index = bisect_left(days, day)
+        if index == len(days) or days[index] != day:
+            days.insert(index, day)
+
+    def keys_in(self, start: int, end: int) -> list[str]:
+        found = []
+        for key, days in self.days_by_key.items():
+            index = bisect_left(days, start)
+            if index < len(days) and days[index] < end:
+                found.append(key)
+        return found
+
+    def first_days_before(self, end: int) -> dict[str, int]:
+        return {key: days[0] for key, days in self.days_by_key.items() if days[0] < end}
+
+    def to_data(self) -> dict[str, list[int]]:
+        return self.days_by_key
+
+    @classmethod
+    def from_data(cls, data: dict[str, list[int]]) -> KeyedDays:
+        series = cls()
+        series.days_by_key = data
+        return series
+
+
+class LatestSeries:
+    """Values ordered by (occurred_at in microseconds, event_id)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, str, int]] = []
+
+    def add(self, occurred_at_micros: int, event_id: str, value: int) -> None:
+        insort(self.entries, (occurred_at_micros, event_id, value))
+
+    def latest_before_day(self, end: int) -> int | None:
+        # Day `end` starts at midnight China time: end · 86 400 s − 8 h in UTC.
+        cutoff = (end * SECONDS_PER_DAY - CHINA_OFFSET_SECONDS) * MICROS_PER_SECOND
+        index = bisect_left(self.entries, (cutoff,))
+        return self.entries[index - 1][2] if index else None
+
+    def to_data(self) -> list[tuple[int, str, int]]:
+        return self.entries
+
+    @classmethod
+    def from_data(cls, data: list[Any]) -> LatestSeries:
+        series = cls()
+        # JSON gives lists, pickle gives the tuples back; both become tuples again.
+        series.entries = [(int(m), str(e), int(v)) for m, e, v in data]
+        return series
+
+
+Series = SumSeries | MaxSeries | KeyedDays | LatestSeries
+SeriesKey = tuple[str, Source, str | None]  # (kind, source, column)
+_KINDS: dict[str, type[SumSeries] | type[MaxSeries] | type[KeyedDays] | type[LatestSeries]] = {
+    "sum": SumSeries,
+    "max": MaxSeries,
+    "keyed": KeyedDays,
+    "latest": LatestSeries,
+}
+
+
+def _series_keys(leaf: Leaf) -> tuple[SeriesKey, ...]:
+    match leaf:
+        case Count() | DaysSinceFirst() | DaysSinceLast() | ActivePeriods():
+            return (("sum", leaf.source, None),)
+        case Sum():
+            return (("sum", leaf.source, leaf.column),)
+        case Max():
+            return (("max", leaf.source, leaf.column),)
+        case Distinct() | NewKeys() | DaysSinceNewKey():
+            return (("keyed", leaf.source, leaf.column),)
+        case Latest():
+            return (("latest", leaf.source, leaf.column),)
+        case SharedDeviceCustomers():
+            return (("keyed", LOGINS, "device_id"),)
+        case NeighbourShare():
+            return (
+                ("keyed", LOGINS, "device_id"),
+                ("keyed", TRANSFERS_EITHER_WAY, "counterparty_id"),
+            )
+    raise TypeError(f"unknown leaf {leaf!r}")  # pragma: no cover
+
+
+def _name(key: SeriesKey) -> str:
+    kind, source, column = key
+    return f"{kind}:{source.key}:{column or ''}"
+
+
+class GraphView(Protocol):
+    """Facts about other customers that the graph features need."""
+
+    def device_customers(self, device_id: str) -> Mapping[str, int]:
+        """customer id → day of that customer's first login on the device."""
+        ...
+
+    def flag_day(self, customer_id: str) -> int | None:
+        """Day of the customer's first event of the plan's flag source, or None."""
+        ...
+
+
+LeafReader = Callable[["_Reader"], FeatureValue]
+_Target = tuple[str, Source, str | None, str]  # (series name, source, column, kind)
+
+
+@dataclass(frozen=True)
+class OnlinePlan:
+    """What state the definitions need and how to read it, derived once from them."""
+
+    features: tuple[FeatureDefinition, ...]
+    series: tuple[SeriesKey, ...]
+    flag_source: Source | None
+    names: dict[SeriesKey, str]
+    targets_by_type: dict[EventType, tuple[_Target, ...]]
+    readers: tuple[tuple[str, Callable[[_Reader], FeatureValue]], ...]
+
+    @classmethod
+    def of(cls, features: tuple[FeatureDefinition, ...] = FEATURES) -> OnlinePlan:
+        keys: dict[SeriesKey, None] = {}
+        flags = set()
+        for feature in features:
+            for leaf in leaves(feature.spec):
+                keys.update(dict.fromkeys(_series_keys(leaf)))
+                if isinstance(leaf, NeighbourShare):
+                    flags.add(leaf.flag_source)
+        if len(flags) > 1:
+            raise ValueError("the online engine supports one neighbour flag source")
+        series = tuple(keys)
+        names = {k: _name(k) for k in series}
+        # Index the series by event type, so folding an event in looks only at the series
+        # that can select it.
+        targets = {
+            event_type: tuple(
+                (names[key], key[1], key[2], key[0])
+                for key in series
+                if not key[1].event_types or event_type in key[1].event_types
+            )
+            for event_type in EventType
+        }
+        readers = tuple((f.name, _compile_spec(f.spec, names)) for f in features)
+        return cls(features, series, next(iter(flags), None), names, targets, readers)
+
+    def new_state(self) -> CustomerState:
+        return CustomerState({self.names[k]: _KINDS[k[0]]() for k in self.series})
+
+    def apply(self, state: CustomerState, event: FeatureEvent) -> None:
+        """Fold one event of this customer into its state."""
+        day = event.day
+        for name, source, column, kind in self.targets_by_type[event.event_type]:
+            if source.where and not matches(source, event):
+                continue
+            value = _column(event, column)
+            series: Any = state.series[name]
+            if kind == "sum":
+                series.add(day, int(value or 0))
+            elif value is None:
+                continue  # a missing value is not a maximum, a key or a latest value
+            elif kind == "max":
+                series.add(day, int(value))
+            elif kind == "keyed":
+                series.add(day, str(value))
+            else:
+                series.add(event.occurred_at_micros, event.event_id, int(value))
+        state.first_day = day if state.first_day is None else min(state.first_day, day)
+
+    def read(
+        self, customer_id: str, state: CustomerState, as_of_day: int, graph: GraphView
+    ) -> FeatureVector:
+        """The full feature vector as of `as_of_day` (events before that day only)."""
+        reader = _Reader(self, customer_id, state, as_of_day, graph)
+        return {name: read(reader) for name, read in self.readers}
+
+
+@dataclass
+class CustomerState:
+    series: dict[str, Series]
+    first_day: int | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "first_day": self.first_day,
+            "series": {name: s.to_data() for name, s in self.series.items()},
+        }
+
+    @classmethod
+    def from_data(cls, plan: OnlinePlan, data: Mapping[str, Any]) -> CustomerState:
+        stored = data["series"]
+        series: dict[str, Series] = {}
+        for key in plan.series:
+            name = plan.names[key]
+            kind = _KINDS[key[0]]
+            series[name] = kind.from_data(stored[name]) if name in stored else kind()
+        return cls(series, data.get("first_day"))
+
+
+class _Reader:
+    """One read: the customer's state, the as-of day and the graph, shared by all leaves."""
+
+    __slots__ = ("_device_neighbours", "customer_id", "end", "graph", "plan", "series")
+
+    def __init__(
+        self,
+        plan: OnlinePlan,
+        customer_id: str,
+        state: CustomerState,
+        as_of_day: int,
+        graph: GraphView,
+    ) -> None:
+        self.plan = plan
+        self.customer_id = customer_id
+        self.series: dict[str, Any] = state.series
+        self.end = as_of_day
+        self.graph = graph
+        self._device_neighbours: set[str] | None = None
+
+    def device_neighbours(self, logins: str) -> set[str]:
+        if self._device_neighbours is None:
+            found: set[str] = set()
+            for device in self.series[logins].first_days_before(self.end):
+                for customer, day in self.graph.device_customers(device).items():
+                    if day < self.end and customer != self.customer_id:
+                        found.add(customer)
+            self._device_neighbours = found
+        return self._device_neighbours
+
+
+def _compile_spec(spec: Spec, names: Mapping[SeriesKey, str]) -> LeafReader:
+    if not isinstance(spec, Quotient):
+        return _compile_leaf(spec, names)
+    numerator = _compile_leaf(spec.numerator, names)
+    denominator = _compile_leaf(spec.denominator, names)
+
+    def quotient(reader: _Reader) -> FeatureValue:
+        top, bottom = numerator(reader), denominator(reader)
+        if top is None or bottom is None or bottom == 0:
+            return None
+        return float(top) / float(bottom)
+
+    return quotient
+
+
+def _compile_leaf(leaf: Leaf, names: Mapping[SeriesKey, str]) -> LeafReader:
+    """A function of a read that computes `leaf`, with its series names resolved now."""
+    name = names[_series_keys(leaf)[0]]
+    match leaf:
+        case Count(window_days=w):
+            return lambda r: int(r.series[name].count(r.end - w, r.end))
+        case Sum(window_days=w):
+            return lambda r: int(r.series[name].total(r.end - w, r.end))
+        case Max(window_days=w):
+            return lambda r: _optional_int(r.series[name].maximum(r.end - w, r.end))
+        case Distinct(window_days=w):
+            return lambda r: len(r.series[name].keys_in(r.end - w, r.end))
+        case NewKeys(window_days=w):
+            return lambda r: sum(
+                1 for day in r.series[name].first_days_before(r.end).values() if day >= r.end - w
+            )
+        case DaysSinceNewKey():
+            return lambda r: _days_since(r.end, r.series[name].first_days_before(r.end).values())
+        case DaysSinceFirst():
+            return lambda r: _days_since(r.end, [r.series[name].first_before(r.end)])
+        case DaysSinceLast():
+            return lambda r: _days_since(r.end, [r.series[name].last_before(r.end)])
+        case Latest():
+            return lambda r: _optional_int(r.series[name].latest_before_day(r.end))
+        case ActivePeriods(period_days=days, periods=periods):
+            return lambda r: _active_periods(r.series[name], r.end, days, periods)
+        case SharedDeviceCustomers():
+            return lambda r: len(r.device_neighbours(name))
+        case NeighbourShare(transfer_window_days=w):
+            partners = names[_series_keys(leaf)[1]]
+            return lambda r: _neighbour_share(r, name, partners, w)
+    raise TypeError(f"unknown leaf {leaf!r}")  # pragma: no cover
+
+
+def _days_since(end: int, days: Iterable[int | None]) -> int | None:
+    known = [day for day in days if day is not None]
+    return end - max(known) if known else None
+
+
+def _active_periods(series: SumSeries, end: int, period_days: int, periods: int) -> float:
+    active = 0
+    for period in range(periods):
+        high = end - period * period_days
+        active += series.count(high - period_days, high) > 0
+    return float(active) / float(periods)
+
+
+def _neighbour_share(reader: _Reader, logins: str, partners: str, window: int) -> float | None:
+    end = reader.end
+    transfer_partners = reader.series[partners].keys_in(end - window, end)
+    neighbours = reader.device_neighbours(logins) | {
+        p for p in transfer_partners if p != reader.customer_id
+    }
+    if not neighbours:
+        return None
+    flagged = 0
+    for neighbour in neighbours:
+        day = reader.graph.flag_day(neighbour)
+        flagged += day is not None and day < end
+    return float(flagged) / float(len(neighbours))
+
+
+def _optional_int(value: int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def events_for_state(events: Iterable[FeatureEvent]) -> Iterable[FeatureEvent]:
+    """Each event, followed by the mirror of a transfer (which belongs to the receiver)."""
+    for event in events:
+        yield event
+        mirror = event.mirrored()
+        if mirror is not None:
+            yield mirror
+
+
+def login_device(event: FeatureEvent) -> str | None:
+    """The device of a login event (for the store's device index), else None."""
+    if event.event_type is EventType.DEVICE_LOGIN and event.device_id:
+        return event.device_id
+    return None
