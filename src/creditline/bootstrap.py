@@ -14,17 +14,35 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.config import Settings
+from creditline.data.adapters.sql import SqlEventStore
+from creditline.decisioning.adapters.lending_bridge import credit_summary, line_opener
+from creditline.decisioning.adapters.model_features import ChampionScorer, OnlineFeatureSource
+from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
+from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
+from creditline.features.adapters.memory_store import InMemoryFeatureStore
+from creditline.features.adapters.redis_store import RedisFeatureStore
+from creditline.features.ports import OnlineFeatureStore
 from creditline.privacy.adapters.aesgcm_cipher import (
     AesGcmFieldCipher,
     decode_key,
     load_or_create_key_file,
 )
 from creditline.privacy.adapters.sql import SqlPrivacyUnitOfWork
+from creditline.scoring.adapters.file_registry import FileModelRegistry
 from creditline.shared.clock import Clock, SystemClock
 from creditline.storage import migrate
 from creditline.storage.business_date import SqlBusinessDateStore
 from creditline.storage.engine import create_db_engine, make_session_factory
 from creditline.storage.idempotency import SqlIdempotencyStore
+
+
+@dataclass
+class DecisioningWiring:
+    """What the decision routes need: the policy, the champion, a unit of work factory."""
+
+    policies: ZenPolicyEngine
+    scorer: ChampionScorer
+    uow: Callable[[], SqlDecisioningUnitOfWork]
 
 
 @dataclass
@@ -37,9 +55,42 @@ class Container:
     business_dates: SqlBusinessDateStore
     idempotency: SqlIdempotencyStore
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _decisioning: DecisioningWiring | None = None
+    _feature_store: OnlineFeatureStore | None = None
 
     def privacy_uow(self) -> SqlPrivacyUnitOfWork:
         return SqlPrivacyUnitOfWork(self.session_factory, self.cipher)
+
+    def event_store(self) -> SqlEventStore:
+        return SqlEventStore(self.engine, self.clock)
+
+    def feature_store(self) -> OnlineFeatureStore:
+        """Online features: Redis when `CREDITLINE_REDIS_URL` is set, else in process."""
+        if self._feature_store is None:
+            url = self.settings.redis_url
+            self._feature_store = RedisFeatureStore.from_url(url) if url else InMemoryFeatureStore()
+        return self._feature_store
+
+    def decisioning(self) -> DecisioningWiring:
+        if self._decisioning is None:
+            features = OnlineFeatureSource(self.feature_store())
+            clock = self.clock
+
+            def new_uow() -> SqlDecisioningUnitOfWork:
+                return SqlDecisioningUnitOfWork(
+                    self.session_factory,
+                    self.cipher,
+                    credit=credit_summary,
+                    features=features,
+                    lines=line_opener(clock),
+                )
+
+            self._decisioning = DecisioningWiring(
+                policies=ZenPolicyEngine(self.settings.policy_dir),
+                scorer=ChampionScorer(FileModelRegistry(self.settings.models_dir)),
+                uow=new_uow,
+            )
+        return self._decisioning
 
     def business_date(self) -> date:
         return self.business_dates.get()

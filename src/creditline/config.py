@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         "2026-01", description="Version of the privacy notice customers consent under."
     )
     idempotency_lease_seconds: int = Field(60, ge=1)
+    policy_dir: Path = Field(
+        Path(__file__).resolve().parents[2] / "policies" / "v1",
+        description="The credit policy in force (JDM tables and parameters).",
+    )
     initial_business_date: date | None = Field(
         None, description="Business date of a new database; default: today in China time."
     )
@@ -50,6 +54,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'creditline.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        """The model registry (artefact folders and the champion/challenger roles)."""
+        return self.data_dir / "models"
 
     @property
     def key_file(self) -> Path:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from creditline import __version__
 from creditline.api.middleware import IdempotencyMiddleware, Metrics, RequestContextMiddleware
 from creditline.api.problems import install_problem_handlers
-from creditline.api.routes import customers, system
+from creditline.api.routes import applications, customers, events, lending, system
 from creditline.bootstrap import Container, build_container
 from creditline.config import Settings
 from creditline.storage import migrate
@@ -45,6 +45,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(customers.router)
     # Capability routers are registered here, one line each.
+    app.include_router(events.router)
+    app.include_router(applications.router)
+    app.include_router(lending.router)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -25,6 +25,7 @@ from creditline.shared.errors import (
     FieldIssue,
     InvalidInputError,
     NotFoundError,
+    UnavailableError,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: tuple[tuple[type[CreditlineError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (BusinessRuleError, 422),
+    (UnavailableError, 503),
     (CreditlineError, 400),
 )
 

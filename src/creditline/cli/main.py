@@ -13,7 +13,10 @@ import typer
 from rich.console import Console
 
 from creditline import __version__
-from creditline.cli import policy
+from creditline.cli import events, policy, simulate
+from creditline.cli import features as features_cli
+from creditline.cli import lending as lending_cli
+from creditline.cli import model as model_cli
 from creditline.config import Settings
 from creditline.observability import configure_logging
 from creditline.storage import migrate
@@ -28,6 +31,12 @@ db_app = typer.Typer(help="The system of record: schema migrations.", no_args_is
 app.add_typer(db_app, name="db")
 # Capability command groups are registered here, one line each.
 app.add_typer(policy.app, name="policy")
+app.command("simulate")(simulate.simulate_command)
+app.add_typer(events.app, name="events")
+app.add_typer(features_cli.app, name="features")
+app.add_typer(model_cli.app, name="model")
+app.add_typer(lending_cli.eod_app, name="eod")
+app.add_typer(lending_cli.journal_app, name="journal")
 
 console = Console(stderr=True)
 

@@ -61,3 +61,9 @@ class BusinessRuleError(CreditlineError):
     """A well-formed request that a business rule refuses (limit exceeded, line frozen)."""
 
     code = "business_rule_violated"
+
+
+class UnavailableError(CreditlineError):
+    """Something the request needs is not ready (no champion model yet, a store down)."""
+
+    code = "unavailable"

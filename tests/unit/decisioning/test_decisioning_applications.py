@@ -216,7 +216,7 @@ def test_review_waits_in_the_queue_then_a_person_approves_a_lower_limit(
         clock,
         application_id=waiting.application_id,
         decision=Outcome.APPROVED,
-        limit=Money.yuan("20000.00"),
+        limit=Money.yuan("2000.00"),
         note="salary slips checked",
         reviewer="op-7",
         business_date=ON,
@@ -226,8 +226,8 @@ def test_review_waits_in_the_queue_then_a_person_approves_a_lower_limit(
     assert waiting.outcome is Outcome.REVIEW
     assert resolved.outcome is Outcome.APPROVED
     assert resolved.draft.outcome is Outcome.REVIEW  # the automated part is kept
-    assert resolved.limit == Money.yuan("20000.00")
-    assert uow.opened[0].limit == Money.yuan("20000.00")
+    assert resolved.limit == Money.yuan("2000.00")
+    assert uow.opened[0].limit == Money.yuan("2000.00")
     assert service.pending_reviews(uow) == []
 
 
@@ -242,7 +242,7 @@ def test_a_reviewer_cannot_exceed_the_prepared_offer(
             clock,
             application_id=waiting.application_id,
             decision=Outcome.APPROVED,
-            limit=Money.yuan("40000.01"),
+            limit=Money.yuan("3000.01"),
             note="",
             reviewer="op-7",
             business_date=ON,

@@ -113,12 +113,17 @@ def test_each_admission_rule_declines_with_its_reason(
     assert [hit.code for hit in draft.trace] == [code]
 
 
-def test_a_thin_file_goes_to_review_with_an_offer_prepared(policies: ZenPolicyEngine) -> None:
-    draft = evaluate_application(applicant(thin_file=True), policies=policies, scorer=FakeScorer())
+@pytest.mark.parametrize(("score", "tier"), [(720, "excellent"), (450, "poor")])
+def test_a_thin_file_goes_to_review_with_a_starter_offer_whatever_its_score(
+    policies: ZenPolicyEngine, score: int, tier: str
+) -> None:
+    draft = evaluate_application(
+        applicant(thin_file=True), policies=policies, scorer=FakeScorer(score, tier)
+    )
 
     assert draft.outcome is Outcome.REVIEW
     assert codes(draft.reasons)[0] == "THIN_FILE"
-    assert draft.limit == Money.yuan("40000.00")
+    assert draft.limit == Money.yuan("3000.00")
 
 
 def test_a_low_score_declines_with_the_rule_first_then_three_model_reasons(

@@ -1,0 +1,101 @@
+"""Lending, inside the application's transaction.
+
+An approval opens the credit line through lending's own use case
+(`lending.service.open_credit_line`, which keeps lending's rules), but on the session of
+the application, so the decision and the line commit or roll back together.
+`SessionLendingUnitOfWork` is lending's unit of work on a session it does not own: entering
+it opens nothing and its `commit` only flushes; the application's unit of work commits.
+The credit summary (open lines, their limits, the worst days past due) is read from
+lending's tables on the same session, after the customer's row is locked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from creditline.decisioning.domain.application import CreditSummary
+from creditline.lending import service as lending_service
+from creditline.lending.adapters.sql import (
+    SqlCreditLineRepository,
+    SqlJournalRepository,
+    SqlLoanRepository,
+    SqlRepaymentRepository,
+)
+from creditline.lending.adapters.tables import credit_lines, loans
+from creditline.lending.domain.credit_line import LineStatus
+from creditline.lending.domain.terms import LoanStatus
+from creditline.shared.clock import Clock
+from creditline.shared.money import Currency, Money
+
+
+class SessionLendingUnitOfWork:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self.lines = SqlCreditLineRepository(session, clock)
+        self.loans = SqlLoanRepository(session, clock)
+        self.repayments = SqlRepaymentRepository(session, clock)
+        self.journal = SqlJournalRepository(session, clock)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """The owner of the session decides; nothing is rolled back here."""
+
+    def commit(self) -> None:
+        self._session.flush()
+
+
+class LendingLineOpener:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._uow = SessionLendingUnitOfWork(session, clock)
+
+    def open_line(
+        self, *, line_id: str, customer_id: str, limit: Money, daily_rate: Decimal, on: date
+    ) -> str:
+        line = lending_service.open_credit_line(
+            self._uow,
+            line_id=line_id,
+            customer_id=customer_id,
+            limit=limit,
+            daily_rate=daily_rate,
+            on=on,
+        )
+        return line.line_id
+
+
+def line_opener(clock: Clock) -> Callable[[Session], LendingLineOpener]:
+    return lambda session: LendingLineOpener(session, clock)
+
+
+def credit_summary(session: Session) -> Callable[[str, date], CreditSummary]:
+    def read(customer_id: str, on: date) -> CreditSummary:
+        open_lines = session.execute(
+            select(func.count(), func.coalesce(func.sum(credit_lines.c.limit_minor), 0))
+            .where(credit_lines.c.customer_id == customer_id)
+            .where(credit_lines.c.status != LineStatus.CLOSED.value)
+        ).one()
+        worst = session.execute(
+            select(func.coalesce(func.max(loans.c.days_past_due), 0))
+            .where(loans.c.customer_id == customer_id)
+            .where(loans.c.status != LoanStatus.CLOSED.value)
+        ).scalar_one()
+        return CreditSummary(
+            has_open_line=int(open_lines[0]) > 0,
+            max_days_past_due=int(worst),
+            other_limits=Money(int(open_lines[1]), Currency.CNY),
+        )
+
+    return read
