@@ -6,7 +6,8 @@ HTTP app, the CLI or a test, and everything it builds is passed down from there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -15,11 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.config import Settings
 from creditline.data.adapters.sql import SqlEventStore
+from creditline.data.domain.events import BehaviourEvent
 from creditline.decisioning.adapters.lending_bridge import credit_summary, line_opener
 from creditline.decisioning.adapters.model_features import ChampionScorer, OnlineFeatureSource
 from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
 from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
 from creditline.features.adapters.memory_store import InMemoryFeatureStore
+from creditline.features.adapters.parquet_events import event_from_record
 from creditline.features.adapters.redis_store import RedisFeatureStore
 from creditline.features.ports import OnlineFeatureStore
 from creditline.privacy.adapters.aesgcm_cipher import (
@@ -57,6 +60,7 @@ class Container:
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _decisioning: DecisioningWiring | None = None
     _feature_store: OnlineFeatureStore | None = None
+    _feature_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def privacy_uow(self) -> SqlPrivacyUnitOfWork:
         return SqlPrivacyUnitOfWork(self.session_factory, self.cipher)
@@ -65,11 +69,30 @@ class Container:
         return SqlEventStore(self.engine, self.clock)
 
     def feature_store(self) -> OnlineFeatureStore:
-        """Online features: Redis when `CREDITLINE_REDIS_URL` is set, else in process."""
-        if self._feature_store is None:
-            url = self.settings.redis_url
-            self._feature_store = RedisFeatureStore.from_url(url) if url else InMemoryFeatureStore()
-        return self._feature_store
+        """Online features: Redis when `CREDITLINE_REDIS_URL` is set, else in process.
+
+        Redis keeps its state across restarts; the in-process store is rebuilt from the
+        event table the first time it is needed.
+        """
+        with self._feature_lock:
+            if self._feature_store is None:
+                url = self.settings.redis_url
+                if url:
+                    self._feature_store = RedisFeatureStore.from_url(url)
+                else:
+                    memory = InMemoryFeatureStore()
+                    stored = self.event_store().scan()
+                    memory.apply(event_from_record(e.as_record()) for e in stored)
+                    self._feature_store = memory
+            return self._feature_store
+
+    def record_features(self, events: Sequence[BehaviourEvent]) -> None:
+        """Bring the online feature state up to date with newly stored events."""
+        if self._feature_store is None and not self.settings.redis_url:
+            # Built now from the event table, which already holds these events.
+            self.feature_store()
+            return
+        self.feature_store().apply(event_from_record(e.as_record()) for e in events)
 
     def decisioning(self) -> DecisioningWiring:
         if self._decisioning is None:

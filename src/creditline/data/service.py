@@ -9,7 +9,7 @@ what is missing and counts the rest as duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from creditline.data.domain.events import BehaviourEvent, parse_event
 from creditline.data.domain.ingest import IngestReport, Rejection
@@ -20,9 +20,17 @@ CONFLICT_REASON = "event_id was already used for an event with different content
 
 
 def ingest_batch(
-    store: EventStore, raws: Sequence[Mapping[str, object]], *, indexes: Sequence[int] | None = None
+    store: EventStore,
+    raws: Sequence[Mapping[str, object]],
+    *,
+    indexes: Sequence[int] | None = None,
+    on_stored: Callable[[Sequence[BehaviourEvent]], None] | None = None,
 ) -> IngestReport:
-    """Validate and store `raws`; `indexes` (default 0, 1, …) name each event in the report."""
+    """Validate and store `raws`; `indexes` (default 0, 1, …) name each event in the report.
+
+    `on_stored` receives the events this call stored (never a duplicate), after they are
+    durable: that is how the online feature state sees each event once.
+    """
     positions = list(indexes) if indexes is not None else list(range(len(raws)))
     if len(positions) != len(raws):
         raise ValueError("indexes must name every event")
@@ -50,6 +58,12 @@ def ingest_batch(
         else:
             rejected.append(_conflict(position, event_id))
     rejected.sort(key=lambda rejection: rejection.index)
+    if on_stored is not None:
+        stored = [
+            event for event_id, (_, event) in fresh.items() if event_id not in result.existing
+        ]
+        if stored:
+            on_stored(stored)
     return IngestReport(result.inserted, duplicates, tuple(rejected))
 
 

@@ -78,5 +78,11 @@ class IngestOut(BaseModel):
 
 @router.post("", response_model=IngestOut)
 def post_events(body: EventBatchIn, container: ContainerDep) -> IngestOut:
-    """Store a batch of events; every event is counted as accepted, duplicate or rejected."""
-    return IngestOut.of(ingest_batch(container.event_store(), body.events))
+    """Store a batch of events; every event is counted as accepted, duplicate or rejected.
+
+    Newly stored events also update the online feature state, so the next decision for
+    the customer sees them.
+    """
+    return IngestOut.of(
+        ingest_batch(container.event_store(), body.events, on_stored=container.record_features)
+    )

@@ -109,6 +109,17 @@ class SqlEventStore:
         with self._engine.connect() as connection:
             return int(connection.scalar(select(func.count()).select_from(behaviour_events)) or 0)
 
+    def scan(self, batch_rows: int = 10_000) -> Iterator[BehaviourEvent]:
+        """Every stored event, oldest first, read in batches (to rebuild derived state)."""
+        query = (
+            select(*(behaviour_events.c[name] for name in FIELD_NAMES))
+            .order_by(behaviour_events.c.occurred_at, behaviour_events.c.event_id)
+            .execution_options(yield_per=batch_rows)
+        )
+        with self._engine.connect() as connection:
+            for row in connection.execute(query).mappings():
+                yield parse_event(dict(row))
+
     def for_customer(self, customer_id: str) -> list[BehaviourEvent]:
         query = (
             select(*(behaviour_events.c[name] for name in FIELD_NAMES))

@@ -6,7 +6,7 @@ batch, so a large population streams through in bounded memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -34,10 +34,11 @@ def read_events(events: Path, *, batch_rows: int = BATCH_ROWS) -> Iterator[Featu
         columns = {name: batch.column(name).to_pylist() for name in names}
         for row in range(batch.num_rows):
             values = {name: columns[name][row] for name in names}
-            yield _event(values)
+            yield event_from_record(values)
 
 
-def _event(values: dict[str, object]) -> FeatureEvent:
+def event_from_record(values: Mapping[str, object]) -> FeatureEvent:
+    """A feature event from a behaviour event's flat record (Parquet row or `as_record()`)."""
     occurred_at = values["occurred_at"]
     if not isinstance(occurred_at, datetime):
         raise TypeError(f"occurred_at must be a timestamp, got {occurred_at!r}")
