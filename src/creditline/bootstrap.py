@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from creditline.config import Settings
 from creditline.data.adapters.sql import SqlEventStore
 from creditline.data.domain.events import BehaviourEvent
-from creditline.decisioning.adapters.lending_bridge import credit_summary, line_opener
+from creditline.decisioning.adapters.lending_bridge import (
+    credit_summary,
+    line_opener,
+    representative_apr,
+)
 from creditline.decisioning.adapters.model_features import ChampionScorer, OnlineFeatureSource
 from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
 from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
@@ -46,6 +51,7 @@ class DecisioningWiring:
     policies: ZenPolicyEngine
     scorer: ChampionScorer
     uow: Callable[[], SqlDecisioningUnitOfWork]
+    apr_of: Callable[[Decimal], Decimal] = representative_apr
 
 
 @dataclass

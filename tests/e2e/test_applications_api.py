@@ -13,6 +13,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,10 @@ def test_a_good_applicant_is_approved_and_the_line_is_open(
     response = apply(client, cid, "app-good")
     body = response.json()
     line = client.get(f"/v1/credit-lines/{body['credit_line_id']}")
+    quote = client.get(
+        f"/v1/credit-lines/{body['credit_line_id']}/quote",
+        params={"amount": "10000.00", "term_months": 12, "repayment_method": "equal_installment"},
+    ).json()
 
     assert response.status_code == 201, body
     assert body["decision"] == "approved"
@@ -179,6 +184,8 @@ def test_a_good_applicant_is_approved_and_the_line_is_open(
     assert body["model_version"].startswith("scorecard-")
     assert line.status_code == 200
     assert line.json()["limit"] == "40000.00"
+    # The APR shown with the offer is the APR the customer is charged on a draw.
+    assert Decimal(body["apr"]) == Decimal(quote["pricing"]["apr"]).quantize(Decimal("0.0001"))
 
 
 def test_a_replay_returns_the_same_decision_and_opens_no_second_line(

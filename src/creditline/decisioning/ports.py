@@ -31,6 +31,12 @@ class PolicyEngine(Protocol):
     def evaluate(self, table: str, context: Mapping[str, Any]) -> TableResult: ...
 
 
+class AprOf(Protocol):
+    def __call__(self, daily_rate: Decimal, /) -> Decimal:
+        """The APR (IRR method) of a representative draw at `daily_rate` on product terms."""
+        ...
+
+
 class Scorer(Protocol):
     def score(self, features: Mapping[str, float | None]) -> ScoreResult: ...
 

@@ -27,14 +27,14 @@ from creditline.decisioning.domain.pipeline import (
     rule_hits,
 )
 from creditline.decisioning.domain.reasons import Reason, reason
-from creditline.decisioning.ports import DecisioningUnitOfWork, PolicyEngine, Scorer
+from creditline.decisioning.ports import AprOf, DecisioningUnitOfWork, PolicyEngine, Scorer
 from creditline.shared.clock import Clock
 from creditline.shared.errors import ConflictError, FieldIssue, InvalidInputError, NotFoundError
 from creditline.shared.money import Currency, Money
 
 
 def evaluate_application(
-    facts: ApplicantFacts, *, policies: PolicyEngine, scorer: Scorer
+    facts: ApplicantFacts, *, policies: PolicyEngine, scorer: Scorer, apr_of: AprOf
 ) -> DecisionDraft:
     fingerprint = fingerprint_payload(facts.fingerprint_source())
 
@@ -89,7 +89,7 @@ def evaluate_application(
 
     price_result = policies.evaluate("price", context)
     fired.extend(("price", rule_id) for rule_id in price_result.fired)
-    price = decide_price(price_result, params)
+    price = decide_price(price_result, params, apr_of)
     outcome = outcome_of(hits)
     reasons = _reasons(hits, RuleOutcome.REVIEW) + list(limit.reasons) + list(price.reasons)
     return DecisionDraft(
@@ -129,6 +129,7 @@ def apply_for_credit(
     *,
     policies: PolicyEngine,
     scorer: Scorer,
+    apr_of: AprOf,
     application_id: str,
     customer_id: str,
     requested_limit: Money | None,
@@ -153,7 +154,7 @@ def apply_for_credit(
         if facts is None:
             raise NotFoundError(f"no customer {customer_id}", code="customer_not_found")
         draft = _within_request(
-            evaluate_application(facts, policies=policies, scorer=scorer),
+            evaluate_application(facts, policies=policies, scorer=scorer, apr_of=apr_of),
             requested_limit,
             policies.parameters.limit_step,
         )

@@ -12,6 +12,7 @@ from typing import Self
 import pytest
 
 from creditline.decisioning import service
+from creditline.decisioning.adapters.lending_bridge import representative_apr
 from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
 from creditline.decisioning.domain.application import ApplicantFacts
 from creditline.decisioning.domain.decision import Decision, ReviewStatus
@@ -135,6 +136,7 @@ def apply(
         clock,
         policies=POLICIES,
         scorer=FakeScorer(),
+        apr_of=representative_apr,
         application_id=key,
         customer_id=customer,
         requested_limit=requested,

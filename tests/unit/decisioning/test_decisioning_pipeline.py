@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy_financial as npf
 import pytest
 
+from creditline.decisioning.adapters.lending_bridge import representative_apr
 from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
-from creditline.decisioning.domain.application import ApplicantFacts, ScoreResult
-from creditline.decisioning.domain.pipeline import Outcome, irr_apr
+from creditline.decisioning.domain.application import ApplicantFacts, DecisionDraft, ScoreResult
+from creditline.decisioning.domain.pipeline import Outcome
 from creditline.decisioning.domain.reasons import CATALOGUE, Reason, model_reason
+from creditline.decisioning.ports import PolicyEngine, Scorer
 from creditline.decisioning.service import evaluate_application
 from creditline.shared.money import Money
 
@@ -49,6 +51,11 @@ def policies() -> ZenPolicyEngine:
 def applicant(**changes: object) -> ApplicantFacts:
     base = ApplicantFacts("cus_1", 30, BOTH, Money.yuan("120000.00"))
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def evaluate(facts: ApplicantFacts, *, policies: PolicyEngine, scorer: Scorer) -> DecisionDraft:
+    """The pipeline with the product's real APR (lending's schedule and IRR)."""
+    return evaluate_application(facts, policies=policies, scorer=scorer, apr_of=representative_apr)
 
 
 def codes(reasons: tuple[Reason, ...]) -> list[str]:
@@ -83,7 +90,7 @@ def test_without_consent_the_applicant_is_declined_and_not_scored(
 ) -> None:
     scorer = FakeScorer()
 
-    draft = evaluate_application(applicant(consents=consents), policies=policies, scorer=scorer)
+    draft = evaluate(applicant(consents=consents), policies=policies, scorer=scorer)
 
     assert draft.outcome is Outcome.DECLINED
     assert codes(draft.reasons) == missing
@@ -104,7 +111,7 @@ def test_without_consent_the_applicant_is_declined_and_not_scored(
 def test_each_admission_rule_declines_with_its_reason(
     policies: ZenPolicyEngine, changes: dict[str, object], code: str
 ) -> None:
-    draft = evaluate_application(applicant(**changes), policies=policies, scorer=FakeScorer())
+    draft = evaluate(applicant(**changes), policies=policies, scorer=FakeScorer())
 
     assert draft.outcome is Outcome.DECLINED
     assert codes(draft.reasons) == [code]
@@ -117,9 +124,7 @@ def test_each_admission_rule_declines_with_its_reason(
 def test_a_thin_file_goes_to_review_with_a_starter_offer_whatever_its_score(
     policies: ZenPolicyEngine, score: int, tier: str
 ) -> None:
-    draft = evaluate_application(
-        applicant(thin_file=True), policies=policies, scorer=FakeScorer(score, tier)
-    )
+    draft = evaluate(applicant(thin_file=True), policies=policies, scorer=FakeScorer(score, tier))
 
     assert draft.outcome is Outcome.REVIEW
     assert codes(draft.reasons)[0] == "THIN_FILE"
@@ -129,7 +134,7 @@ def test_a_thin_file_goes_to_review_with_a_starter_offer_whatever_its_score(
 def test_a_low_score_declines_with_the_rule_first_then_three_model_reasons(
     policies: ZenPolicyEngine,
 ) -> None:
-    draft = evaluate_application(applicant(), policies=policies, scorer=FakeScorer(550, "poor"))
+    draft = evaluate(applicant(), policies=policies, scorer=FakeScorer(550, "poor"))
 
     assert draft.outcome is Outcome.DECLINED
     assert codes(draft.reasons) == ["SCORE_BELOW_CUTOFF", "M1", "M2", "M3"]
@@ -137,7 +142,7 @@ def test_a_low_score_declines_with_the_rule_first_then_three_model_reasons(
 
 
 def test_a_borderline_score_goes_to_review(policies: ZenPolicyEngine) -> None:
-    draft = evaluate_application(applicant(), policies=policies, scorer=FakeScorer(610, "good"))
+    draft = evaluate(applicant(), policies=policies, scorer=FakeScorer(610, "good"))
 
     assert draft.outcome is Outcome.REVIEW
     assert codes(draft.reasons) == ["SCORE_BORDERLINE"]
@@ -164,7 +169,7 @@ def test_the_limit_is_the_matrix_cut_to_the_regulatory_room(
     limit: str,
     reason: str | None,
 ) -> None:
-    draft = evaluate_application(
+    draft = evaluate(
         applicant(declared_income=Money.yuan(income)),
         policies=policies,
         scorer=FakeScorer(score, tier),
@@ -177,7 +182,7 @@ def test_the_limit_is_the_matrix_cut_to_the_regulatory_room(
 
 def test_other_lines_use_up_the_room(policies: ZenPolicyEngine) -> None:
     # 120,000 / 3 = 40,000 room, 39,500 already granted elsewhere: 500 < the ¥1,000 minimum.
-    draft = evaluate_application(
+    draft = evaluate(
         applicant(other_limits=Money.yuan("39500.00")), policies=policies, scorer=FakeScorer()
     )
 
@@ -186,13 +191,13 @@ def test_other_lines_use_up_the_room(policies: ZenPolicyEngine) -> None:
 
 
 def test_price_follows_the_tier_and_shows_the_apr(policies: ZenPolicyEngine) -> None:
-    draft = evaluate_application(
-        applicant(), policies=policies, scorer=FakeScorer(680, "very good")
-    )
+    draft = evaluate(applicant(), policies=policies, scorer=FakeScorer(680, "very good"))
 
     assert draft.daily_rate == Decimal("0.00035")
     assert draft.apr_simple == Decimal("0.1278")  # 0.00035 × 365 = 0.12775 → half-even
-    assert abs(draft.apr - draft.apr_simple) <= Decimal("0.0002")  # type: ignore[operator]
+    # 30-day months: the IRR APR is a little below daily × 365 (12 × 30 = 360 days' charge).
+    assert draft.apr == representative_apr(Decimal("0.00035")).quantize(Decimal("0.0001"))
+    assert draft.apr < draft.apr_simple
     assert ("price", "very-good") in draft.fired_rows
     assert any(table == "limit" for table, _ in draft.fired_rows)
     assert draft.notes  # 12.78 % is above 4 × LPR (12 %): the decision says so
@@ -205,9 +210,7 @@ def test_the_four_times_lpr_line_caps_the_rate_when_enforced(tmp_path: Path) -> 
     params["enforce_four_times_lpr"] = True
     (folder / "parameters.json").write_text(json.dumps(params))
 
-    draft = evaluate_application(
-        applicant(), policies=ZenPolicyEngine(folder), scorer=FakeScorer(640, "good")
-    )
+    draft = evaluate(applicant(), policies=ZenPolicyEngine(folder), scorer=FakeScorer(640, "good"))
 
     assert draft.daily_rate == Decimal("0.000328")  # 0.12 / 365 = 0.00032876…, rounded down
     assert "PRICE_CAPPED" in codes(draft.reasons)
@@ -228,19 +231,21 @@ def test_editing_a_table_gives_a_new_policy_version(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("daily", ["0.00015", "0.00045", "0.0006"])
-def test_the_irr_apr_agrees_with_numpy_financial(daily: str) -> None:
-    monthly = float(Decimal(daily) * 365 / 12)
+def test_the_representative_apr_agrees_with_numpy_financial(daily: str) -> None:
+    # The product's 30-day months: a month costs daily × 30; instalments are rounded to
+    # the fen, half up, and the last one absorbs the difference.
+    monthly = float(Decimal(daily) * 30)
     payment = round(-npf.pmt(monthly, 12, 10_000), 2)
 
     expected = npf.rate(12, -payment, 10_000, 0) * 12
 
-    assert abs(float(irr_apr(Decimal(daily))) - expected) < 0.0001
+    assert abs(float(representative_apr(Decimal(daily))) - expected) < 0.0005
 
 
 def test_the_inputs_fingerprint_changes_with_the_inputs(policies: ZenPolicyEngine) -> None:
-    first = evaluate_application(applicant(), policies=policies, scorer=FakeScorer())
-    same = evaluate_application(applicant(), policies=policies, scorer=FakeScorer())
-    other = evaluate_application(applicant(age=31), policies=policies, scorer=FakeScorer())
+    first = evaluate(applicant(), policies=policies, scorer=FakeScorer())
+    same = evaluate(applicant(), policies=policies, scorer=FakeScorer())
+    other = evaluate(applicant(age=31), policies=policies, scorer=FakeScorer())
 
     assert first.inputs_fingerprint == same.inputs_fingerprint
     assert first.inputs_fingerprint != other.inputs_fingerprint

@@ -156,6 +156,7 @@ def apply(
         container.clock,
         policies=wiring.policies,
         scorer=wiring.scorer,
+        apr_of=wiring.apr_of,
         application_id=key or new_id("app"),
         customer_id=body.customer_id,
         requested_limit=_money(body.requested_limit, "requested_limit"),

@@ -30,7 +30,8 @@ from creditline.lending.adapters.sql import (
 )
 from creditline.lending.adapters.tables import credit_lines, loans
 from creditline.lending.domain.credit_line import LineStatus
-from creditline.lending.domain.terms import LoanStatus
+from creditline.lending.domain.schedule import build_schedule, effective_apr
+from creditline.lending.domain.terms import LoanStatus, LoanTerms, RepaymentMethod
 from creditline.shared.clock import Clock
 from creditline.shared.money import Currency, Money
 
@@ -99,3 +100,24 @@ def credit_summary(session: Session) -> Callable[[str, date], CreditSummary]:
         )
 
     return read
+
+
+def representative_apr(daily_rate: Decimal) -> Decimal:
+    """APR (IRR method) of ¥10,000 over 12 months, equal instalments, on the product's
+    default terms: the figure shown beside the daily rate in a decision."""
+    product = lending_service.DEFAULT_PRODUCT
+    terms = LoanTerms(
+        daily_rate=daily_rate,
+        day_count=product.day_count,
+        rounding=product.rounding,
+        penalty_multiplier=product.penalty_multiplier,
+        grace_days=product.grace_days,
+        write_off_days=product.write_off_days,
+    )
+    principal = Money(1_000_000, Currency.CNY)
+    schedule = build_schedule(principal, terms, RepaymentMethod.EQUAL_INSTALLMENT, 12, _DRAWN_ON)
+    return effective_apr(principal, schedule, _DRAWN_ON)
+
+
+# A fixed, ordinary drawing date: the representative APR must not vary with the calendar.
+_DRAWN_ON = date(2026, 1, 15)

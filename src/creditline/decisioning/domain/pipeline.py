@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
@@ -143,48 +143,27 @@ class PriceDecision:
     apr_cap: Decimal
 
 
-def decide_price(price_table: TableResult, params: PolicyParameters) -> PriceDecision:
+def decide_price(
+    price_table: TableResult, params: PolicyParameters, apr_of: Callable[[Decimal], Decimal]
+) -> PriceDecision:
     """The table's daily rate, lowered if its all-in APR would pass the cap.
 
     The cap is 24 % a year (regulator guidance for micro-lenders, 2026), or 4 × the
-    one-year LPR when the policy enforces the courts' line. The APR shown beside the daily
-    rate is computed by the IRR method (PBoC announcement [2021] No. 3) on a representative
-    12-month equal-instalment draw; with no fees it equals the simple rate up to rounding.
+    one-year LPR when the policy enforces the courts' line. `apr_of` gives the APR by the
+    IRR method (PBoC announcement [2021] No. 3) of a representative draw under the
+    product's own terms, so the rate shown is the rate the customer will be charged.
     """
     daily = decimal_output(price_table.first, "daily_rate", price_table.table)
     cap = params.apr_cap
     if params.enforce_four_times_lpr:
         cap = min(cap, 4 * params.lpr_one_year)
     reasons: list[Reason] = []
-    if irr_apr(daily) > cap:
+    if apr_of(daily) > cap:
         daily = (cap / DAYS_IN_YEAR).quantize(RATE_QUANTUM, rounding=ROUND_DOWN)
         reasons.append(reason("PRICE_CAPPED"))
     simple = (daily * DAYS_IN_YEAR).quantize(APR_QUANTUM, rounding=ROUND_HALF_EVEN)
-    return PriceDecision(daily, irr_apr(daily), simple, tuple(reasons), cap)
-
-
-def irr_apr(daily_rate: Decimal, months: int = 12, principal_fen: int = 1_000_000) -> Decimal:
-    """Nominal annual rate (monthly IRR × 12) of an equal-instalment draw at `daily_rate`.
-
-    The schedule charges daily_rate × 365/12 a month and rounds each instalment to the
-    fen, as a customer's schedule does; the IRR is then found by bisection on the cash
-    flows, so rounding in the schedule shows up in the APR, as it should.
-    """
-    monthly = daily_rate * DAYS_IN_YEAR / 12
-    if monthly == 0:
-        return Decimal(0)
-    factor = (1 + monthly) ** months
-    payment = Money.from_decimal(
-        Decimal(principal_fen) / 100 * monthly * factor / (factor - 1),
-        Currency.CNY,
-        rounding=ROUND_HALF_EVEN,
-    ).minor_units
-    low, high = Decimal(0), Decimal(1)
-    for _ in range(60):
-        mid = (low + high) / 2
-        discounted = sum(Decimal(payment) / (1 + mid) ** k for k in range(1, months + 1))
-        low, high = (mid, high) if discounted > principal_fen else (low, mid)
-    return (low * 12).quantize(APR_QUANTUM, rounding=ROUND_HALF_EVEN)
+    apr = apr_of(daily).quantize(APR_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return PriceDecision(daily, apr, simple, tuple(reasons), cap)
 
 
 def fingerprint_payload(facts: Mapping[str, Any]) -> str:
