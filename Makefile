@@ -1,5 +1,6 @@
 # creditline: two commands on a fresh machine.
-#   make run   set up .venv from the lock file, migrate the embedded database, serve HTTP
+#   make run   set up .venv from the lock file, seed a champion model on a first start,
+#              migrate the embedded database, serve HTTP
 #   make test  set up .venv, then format check, lint, types, import contracts and tests
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -20,6 +21,7 @@ $(STAMP): pyproject.toml uv.lock
 venv: $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/creditline demo seed
 	$(BIN)/creditline serve
 
 test: check

@@ -29,6 +29,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The system of record: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+demo_app = typer.Typer(
+    help="A working lender on a laptop: seed a champion model.", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
 # Capability command groups are registered here, one line each.
 app.add_typer(policy.app, name="policy")
 app.command("simulate")(simulate.simulate_command)
@@ -63,6 +67,27 @@ def db_upgrade() -> None:
     except Exception as error:
         raise fail(f"cannot migrate {_safe(url)}: {type(error).__name__}: {error}", 1) from error
     typer.echo(f"database at {_safe(url)} is up to date")
+
+
+@demo_app.command("seed")
+def demo_seed(
+    customers: Annotated[int, typer.Option(min=500, help="Simulated customers.")] = 3000,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 7,
+) -> None:
+    """Simulate a population, build its features, train and promote a champion scorecard.
+
+    Does nothing when the registry already has a champion (later starts reuse it).
+    """
+    from creditline.jobs.seed_demo import seed_demo
+    from creditline.shared.clock import SystemClock
+
+    settings = Settings()
+    console.print("checking for a champion model…", highlight=False)
+    result = seed_demo(settings, SystemClock(), customers=customers, seed=seed)
+    if result.created:
+        typer.echo(f"trained and promoted {result.version} (test AUC {result.test_auc:.3f})")
+    else:
+        typer.echo(f"champion {result.version} is in place")
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Batch jobs: wiring over the capabilities' services, dated and re-runnable."""
