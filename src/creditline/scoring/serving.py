@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def _top_reasons(loss: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[
     return idx.astype(np.int64), size
 
 
-class Scorer:
+class Scorer(ABC):
     """Common part: the scale and the manifest."""
 
     kind = ""
@@ -129,11 +130,13 @@ class Scorer:
             self.features,
         )
 
+    @abstractmethod
     def _score_chunk(self, data: pd.DataFrame) -> BatchScores:
-        raise NotImplementedError
+        """Score up to `CHUNK` rows at once (the model kind's vectorised path)."""
 
+    @abstractmethod
     def score(self, features: Mapping[str, Any]) -> ScoreResult:
-        raise NotImplementedError
+        """Score one applicant in process, with reasons."""
 
     def _result(self, raw: float, losses: list[tuple[float, int]]) -> ScoreResult:
         pd_ = 1.0 / (1.0 + math.exp((raw - self._offset) / self._factor))
