@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from creditline.decisioning.domain.application import ApplicantFacts, ScoreResult
 from creditline.decisioning.domain.decision import Decision
 from creditline.decisioning.domain.policy import PolicyParameters, TableResult
 from creditline.shared.money import Money
+from creditline.shared.uow import UnitOfWork
 
 
 class PolicyEngine(Protocol):
@@ -72,7 +72,7 @@ class LineOpener(Protocol):
         ...
 
 
-class DecisioningUnitOfWork(Protocol):
+class DecisioningUnitOfWork(UnitOfWork, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...
 
@@ -85,14 +85,3 @@ class DecisioningUnitOfWork(Protocol):
     def lock_customer(self, customer_id: str) -> None:
         """Serialise applications of one customer (row lock on PostgreSQL)."""
         ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...

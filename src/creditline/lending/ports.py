@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from creditline.lending.domain.credit_line import CreditLine
 from creditline.lending.domain.journal import AccountCode, JournalEntry
 from creditline.lending.domain.loan import Allocation, Loan
 from creditline.shared.money import Currency, Money
+from creditline.shared.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class JournalRepository(Protocol):
         ...
 
 
-class LendingUnitOfWork(Protocol):
+class LendingUnitOfWork(UnitOfWork, Protocol):
     @property
     def lines(self) -> CreditLineRepository: ...
 
@@ -89,17 +89,6 @@ class LendingUnitOfWork(Protocol):
 
     @property
     def journal(self) -> JournalRepository: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from creditline.privacy.domain.consent import Consent
 from creditline.privacy.domain.customer import Customer
 from creditline.shared.ids import CustomerId
+from creditline.shared.uow import UnitOfWork
 
 
 class CustomerRepository(Protocol):
@@ -34,24 +34,13 @@ class ConsentRepository(Protocol):
         ...
 
 
-class PrivacyUnitOfWork(Protocol):
+class PrivacyUnitOfWork(UnitOfWork, Protocol):
     # Read-only properties, so that an implementation may hold a more specific repository.
     @property
     def customers(self) -> CustomerRepository: ...
 
     @property
     def consents(self) -> ConsentRepository: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...
 
 
 class FieldCipher(Protocol):
