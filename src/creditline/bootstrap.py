@@ -1,7 +1,9 @@
 """The one place that chooses adapters: settings in, a wired `Container` out.
 
 Nothing is created at import time; `build_container` is called once at start-up by the
-HTTP app, the CLI or a test, and everything it builds is passed down from there.
+HTTP app, the CLI or a test, and everything it builds is passed down from there. The
+decision and online-feature adapters pull in pandas, zen-engine and redis, so they are
+imported when the container first builds them, not by every command that starts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,30 +21,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from creditline.config import Settings
 from creditline.data.adapters.sql import SqlEventStore
 from creditline.data.domain.events import BehaviourEvent
-from creditline.decisioning.adapters.lending_bridge import (
-    credit_summary,
-    line_opener,
-    representative_apr,
-)
-from creditline.decisioning.adapters.model_features import ChampionScorer, OnlineFeatureSource
-from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
-from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
-from creditline.features.adapters.memory_store import InMemoryFeatureStore
-from creditline.features.adapters.parquet_events import event_from_record
-from creditline.features.adapters.redis_store import RedisFeatureStore
-from creditline.features.ports import OnlineFeatureStore
 from creditline.privacy.adapters.aesgcm_cipher import (
     AesGcmFieldCipher,
     decode_key,
     load_or_create_key_file,
 )
 from creditline.privacy.adapters.sql import SqlPrivacyUnitOfWork
-from creditline.scoring.adapters.file_registry import FileModelRegistry
 from creditline.shared.clock import Clock, SystemClock
 from creditline.storage import migrate
 from creditline.storage.business_date import SqlBusinessDateStore
 from creditline.storage.engine import create_db_engine, make_session_factory
 from creditline.storage.idempotency import SqlIdempotencyStore
+
+if TYPE_CHECKING:
+    from creditline.decisioning.adapters.model_features import ChampionScorer
+    from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
+    from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
+    from creditline.features.ports import OnlineFeatureStore
 
 
 @dataclass
@@ -51,7 +47,7 @@ class DecisioningWiring:
     policies: ZenPolicyEngine
     scorer: ChampionScorer
     uow: Callable[[], SqlDecisioningUnitOfWork]
-    apr_of: Callable[[Decimal], Decimal] = representative_apr
+    apr_of: Callable[[Decimal], Decimal]
 
 
 @dataclass
@@ -63,7 +59,6 @@ class Container:
     cipher: AesGcmFieldCipher
     business_dates: SqlBusinessDateStore
     idempotency: SqlIdempotencyStore
-    _closers: list[Callable[[], None]] = field(default_factory=list)
     _decisioning: DecisioningWiring | None = None
     _feature_store: OnlineFeatureStore | None = None
     _feature_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,12 +75,18 @@ class Container:
         Redis keeps its state across restarts; the in-process store is rebuilt from the
         event table the first time it is needed.
         """
+        from creditline.features.adapters.parquet_events import event_from_record
+
         with self._feature_lock:
             if self._feature_store is None:
                 url = self.settings.redis_url
                 if url:
+                    from creditline.features.adapters.redis_store import RedisFeatureStore
+
                     self._feature_store = RedisFeatureStore.from_url(url)
                 else:
+                    from creditline.features.adapters.memory_store import InMemoryFeatureStore
+
                     memory = InMemoryFeatureStore()
                     stored = self.event_store().scan()
                     memory.apply(event_from_record(e.as_record()) for e in stored)
@@ -94,6 +95,8 @@ class Container:
 
     def record_features(self, events: Sequence[BehaviourEvent]) -> None:
         """Bring the online feature state up to date with newly stored events."""
+        from creditline.features.adapters.parquet_events import event_from_record
+
         if self._feature_store is None and not self.settings.redis_url:
             # Built now from the event table, which already holds these events.
             self.feature_store()
@@ -102,6 +105,19 @@ class Container:
 
     def decisioning(self) -> DecisioningWiring:
         if self._decisioning is None:
+            from creditline.decisioning.adapters.lending_bridge import (
+                credit_summary,
+                line_opener,
+                representative_apr,
+            )
+            from creditline.decisioning.adapters.model_features import (
+                ChampionScorer,
+                OnlineFeatureSource,
+            )
+            from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
+            from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
+            from creditline.scoring.adapters.file_registry import FileModelRegistry
+
             features = OnlineFeatureSource(self.feature_store())
             clock = self.clock
 
@@ -118,6 +134,7 @@ class Container:
                 policies=ZenPolicyEngine(self.settings.policy_dir),
                 scorer=ChampionScorer(FileModelRegistry(self.settings.models_dir)),
                 uow=new_uow,
+                apr_of=representative_apr,
             )
         return self._decisioning
 
@@ -125,8 +142,6 @@ class Container:
         return self.business_dates.get()
 
     def close(self) -> None:
-        for closer in reversed(self._closers):
-            closer()
         self.engine.dispose()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,12 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from creditline.bootstrap import build_container
 from creditline.config import Settings
-from creditline.data.adapters.files import Row, RowError, UnusableInputError, read_rows
-from creditline.data.adapters.parquet_archive import export_events
 from creditline.data.domain.ingest import EMPTY_REPORT, IngestReport, Rejection
 from creditline.data.ports import EventStore
 from creditline.data.service import ingest_batch
 from creditline.storage import migrate
+
+if TYPE_CHECKING:
+    from creditline.data.adapters.files import Row
+
+# The file readers (pyarrow) are imported by the commands that read files, so that other
+# commands start without them.
 
 app = typer.Typer(help="Behaviour events: bulk loads.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -41,6 +45,8 @@ def load(
     batch: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 5_000,
 ) -> None:
     """Load FILE's events: new ones stored, duplicates skipped, bad rows reported."""
+    from creditline.data.adapters.files import UnusableInputError, read_rows
+
     settings = Settings()
     try:
         rows = read_rows(file)
@@ -102,6 +108,8 @@ def _load_all(rows: Iterator[Row], store: EventStore, error_path: Path, batch: i
 
 def _flush(store: EventStore, rows: list[Row], writer: Any) -> IngestReport:
     """Store one batch (one transaction) and write its bad rows to the error file."""
+    from creditline.data.adapters.files import RowError
+
     unreadable = tuple(
         Rejection(line, row.field, row.code, row.reason)
         for line, row in rows
@@ -128,6 +136,8 @@ def export(
     out: Annotated[Path, typer.Option(help="A new folder for the Parquet files.")],
 ) -> None:
     """Export every stored event to month-partitioned Parquet (for DuckDB and Spark)."""
+    from creditline.data.adapters.parquet_archive import export_events
+
     container = build_container(Settings())
     try:
         exported = export_events(container.engine, out)

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from creditline.config import Settings
-from creditline.data.datasets import Dataset, load_dataset, load_table, read_table
 from creditline.scoring.adapters.file_registry import FileModelRegistry
 from creditline.scoring.domain.scale import ScoreScale
 from creditline.scoring.ports import Role
-from creditline.scoring.service import score_file
-from creditline.scoring.serving import load_model
 from creditline.shared.clock import SystemClock
 from creditline.shared.errors import CreditlineError, FieldIssue, InvalidInputError
+
+if TYPE_CHECKING:
+    from creditline.data.datasets import Dataset
+
+# pandas, the loaders and the scorers are imported by the commands that use them, so that
+# `creditline --help` and every other command start without them.
 
 app = typer.Typer(help="Credit scoring models: train, score, list, promote.", no_args_is_help=True)
 out = Console()
@@ -119,6 +122,8 @@ def _dataset(
     bad: str | None,
     time_column: str | None,
 ) -> Dataset:
+    from creditline.data.datasets import load_dataset, load_table
+
     chosen = [x for x in (data, features, dataset) if x is not None]
     if len(chosen) != 1:
         raise InvalidInputError(
@@ -152,6 +157,10 @@ def score_command(
     try:
         if folder is None:
             folder = _registry(registry).get(str(artefact)).folder
+        from creditline.data.datasets import read_table
+        from creditline.scoring.service import score_file
+        from creditline.scoring.serving import load_model
+
         scorer = load_model(folder)
         frame = read_table(data)
         rows = score_file(scorer, frame, out_file)
