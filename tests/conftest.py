@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from creditline.api.app import create_app
@@ -27,6 +27,7 @@ from creditline.bootstrap import Container, build_container
 from creditline.config import Settings
 from creditline.shared.clock import FixedClock
 from creditline.storage import migrate
+from creditline.storage.engine import create_db_engine
 from creditline.storage.metadata import metadata
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -123,6 +124,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database: a SQLite file, then PostgreSQL (contract tests)."""
     with migrated_database(request, request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on each database in turn (for adapter tests below the container)."""
+    made = create_db_engine(db_url)
+    yield made
+    made.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
@@ -24,18 +24,11 @@ from creditline.shared.errors import (
     NotFoundError,
 )
 from creditline.shared.money import Money
-from creditline.storage.engine import create_db_engine, make_session_factory
+from creditline.storage.engine import make_session_factory
 
 ON = date(2026, 1, 15)
 RATE = Decimal("0.0003")
 UowFactory = Callable[[], SqlLendingUnitOfWork]
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = create_db_engine(db_url)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

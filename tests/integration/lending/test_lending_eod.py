@@ -8,7 +8,7 @@ and agrees with the loan records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -25,17 +25,10 @@ from creditline.lending.domain.terms import Component, DayCount, LoanStatus, Rep
 from creditline.shared.clock import FixedClock
 from creditline.shared.money import Money
 from creditline.storage.business_date import SqlBusinessDateStore
-from creditline.storage.engine import create_db_engine, make_session_factory
+from creditline.storage.engine import make_session_factory
 
 ON = date(2026, 1, 31)
 UowFactory = Callable[[], SqlLendingUnitOfWork]
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = create_db_engine(db_url)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -11,17 +10,9 @@ from sqlalchemy import Engine
 from creditline.shared.clock import FixedClock
 from creditline.shared.errors import ConflictError
 from creditline.storage.business_date import SqlBusinessDateStore
-from creditline.storage.engine import create_db_engine
 from creditline.storage.idempotency import ClaimOutcome, SqlIdempotencyStore
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def test_a_new_database_starts_on_the_clocks_china_date(engine: Engine) -> None:
