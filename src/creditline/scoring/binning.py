@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -65,17 +65,28 @@ class FeatureBins:
         """The bin index of every value (vectorised)."""
         if self.kind == "numerical":
             x = _as_float(values)
-            idx = np.searchsorted(np.asarray(self.splits, dtype=np.float64), x, side="right")
+            idx = count_at_or_below(self.splits, x, inclusive=True)
             if self.special_values:
                 idx[np.isin(x, np.asarray(self.special_values, dtype=np.float64))] = (
                     self.special_bin
                 )
             idx[np.isnan(x)] = self.missing_bin
-            return idx.astype(np.intp)
+            return idx
+        # Categories are compared as strings (``str(value)``, pandas' "string" dtype). Each
+        # distinct value is looked up once: a categorical column through its categories,
+        # any other column through `pd.factorize` (missing values get code -1).
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            codes = np.asarray(series.cat.codes, dtype=np.intp)
+            uniques = pd.Index(series.cat.categories)
+        else:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
         lookup = {category: k for k, group in enumerate(self.groups) for category in group}
-        series = pd.Series(values).astype("string")
-        codes = series.map(lookup)
-        return np.asarray(codes.fillna(self.missing_bin), dtype=np.intp)
+        known = pd.Series(pd.Index(uniques).astype("string")).map(lookup)
+        per_code = np.append(
+            np.asarray(known.fillna(self.missing_bin), dtype=np.intp), self.missing_bin
+        )
+        return per_code[codes]  # code -1 (missing) takes the appended missing bin
 
     def assign_one(self, value: Any) -> int:
         """The bin of a single value, without numpy overhead (in-process scoring)."""
@@ -120,6 +131,32 @@ class FeatureBins:
             groups=tuple(tuple(str(c) for c in g) for g in data["groups"]),
             special_values=tuple(float(v) for v in data["special_values"]),
         )
+
+
+COMPARE_LIMIT = 64  # up to this many edges, counting by comparisons beats a binary search
+
+
+def count_at_or_below(
+    edges: tuple[float, ...] | NDArray[np.float64], x: NDArray[np.float64], *, inclusive: bool
+) -> NDArray[np.intp]:
+    """How many sorted `edges` lie below each value (at or below it when `inclusive`).
+
+    The same as ``np.searchsorted(edges, x, side="right" if inclusive else "left")`` for
+    every non-NaN value (a NaN gets an unspecified count: callers give NaN its own bin).
+    With few edges, one comparison pass per edge over contiguous memory is many times
+    faster than a branchy binary search per value, so it is used up to `COMPARE_LIMIT`.
+    """
+    edges_f = np.asarray(edges, dtype=np.float64)
+    if len(edges_f) > COMPARE_LIMIT:
+        side: Literal["left", "right"] = "right" if inclusive else "left"
+        return np.searchsorted(edges_f, x, side=side).astype(np.intp, copy=False)
+    count = np.zeros(len(x), dtype=np.uint8)
+    hit = np.empty(len(x), dtype=np.bool_)
+    compare = np.greater_equal if inclusive else np.greater
+    for edge in edges_f:
+        compare(x, edge, out=hit)
+        count += hit
+    return count.astype(np.intp)
 
 
 def _as_float(values: pd.Series | NDArray[Any]) -> NDArray[np.float64]:

@@ -29,7 +29,7 @@ import pandas
 import pandas as pd
 from numpy.typing import NDArray
 
-from creditline.scoring.binning import FeatureBins
+from creditline.scoring.binning import FeatureBins, count_at_or_below
 from creditline.scoring.domain.reasons import MAX_REASONS, make_reason, reason_code
 from creditline.scoring.domain.result import ScoreResult
 from creditline.scoring.domain.scale import MAX_SCORE, MIN_SCORE, ScoreScale, clip_round, tier_of
@@ -62,7 +62,11 @@ class BatchScores:
             {
                 "score": self.score,
                 "pd": self.pd,
-                "tier": TIER_NAMES[np.searchsorted(TIER_EDGES, self.score, side="right")],
+                # a categorical column: one small code per row, not a string object per row
+                "tier": pd.Categorical.from_codes(
+                    np.searchsorted(TIER_EDGES, self.score, side="right"),
+                    categories=pd.Index(TIER_NAMES),
+                ),
             }
         )
         if len(set(codes)) < len(codes):  # two feature names with one code: plain strings
@@ -80,18 +84,29 @@ class BatchScores:
         return out
 
 
-def _top_reasons(loss: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Indices and sizes of the four largest positive losses per row (ties: lower index)."""
+def top_reasons(loss: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The four largest losses of every row above 1e-9 points: feature indices (-1: none), sizes.
+
+    `loss` has shape ``(rows, features)`` and is overwritten. Four rounds of one `argmax`
+    per row (it returns the lowest index among equal losses: the order of the one-row
+    path, by loss and then by feature index), each taking the found loss out of the next
+    round; no per-row sort. Returns arrays of shape ``(rows, 4)``.
+    """
     n, f = loss.shape
-    k = min(MAX_REASONS, f)
-    order = np.argsort(-loss, axis=1, kind="stable")[:, :k]
-    size = np.take_along_axis(loss, order, axis=1)
-    idx = np.where(size > 1e-9, order, -1)
-    size = np.where(size > 1e-9, size, 0.0)
-    if k < MAX_REASONS:
-        idx = np.hstack([idx, np.full((n, MAX_REASONS - k), -1)])
-        size = np.hstack([size, np.zeros((n, MAX_REASONS - k))])
-    return idx.astype(np.int64), size
+    idx = np.full((n, MAX_REASONS), -1, dtype=np.int64)
+    size = np.zeros((n, MAX_REASONS))
+    if f == 0 or n == 0:
+        return idx, size
+    flat = loss.reshape(-1)  # a view: `loss` is C-contiguous
+    base = np.arange(0, n * f, f)
+    for k in range(min(MAX_REASONS, f)):
+        at = base + loss.argmax(axis=1)
+        value = flat[at]
+        found = value > 1e-9
+        idx[:, k] = np.where(found, at - base, -1)
+        size[:, k] = np.where(found, value, 0.0)
+        flat[at] = -np.inf
+    return idx, size
 
 
 class Scorer(ABC):
@@ -108,31 +123,27 @@ class Scorer(ABC):
         self._factor = self.scale.factor
         self._offset = self.scale.offset
 
-    def _finish(self, raw: NDArray[np.float64], loss: NDArray[np.float64]) -> BatchScores:
-        pd_ = 1.0 / (1.0 + np.exp((raw - self._offset) / self._factor))
-        score = np.clip(np.floor(raw + 0.5), MIN_SCORE, MAX_SCORE).astype(np.int64)
-        idx, size = _top_reasons(loss)
-        return BatchScores(raw, pd_, score, idx, size, self.features)
-
     def score_batch(self, data: pd.DataFrame) -> BatchScores:
         missing = [f for f in self.features if f not in data.columns]
         if missing:
             raise KeyError(f"columns absent from the data: {missing}")
-        parts = [self._score_chunk(data.iloc[i : i + CHUNK]) for i in range(0, len(data), CHUNK)]
-        if not parts:
+        n = len(data)
+        if n == 0:
             raise ValueError("no rows to score")
-        return BatchScores(
-            np.concatenate([p.raw for p in parts]),
-            np.concatenate([p.pd for p in parts]),
-            np.concatenate([p.score for p in parts]),
-            np.concatenate([p.reason_features for p in parts]),
-            np.concatenate([p.reason_points for p in parts]),
-            self.features,
-        )
+        raw = np.empty(n)
+        reason_features = np.empty((n, MAX_REASONS), dtype=np.int64)
+        reason_points = np.empty((n, MAX_REASONS))
+        for start in range(0, n, CHUNK):
+            stop = min(n, start + CHUNK)
+            raw[start:stop], loss_t = self._score_chunk(data.iloc[start:stop])
+            reason_features[start:stop], reason_points[start:stop] = top_reasons(loss_t)
+        pd_ = 1.0 / (1.0 + np.exp((raw - self._offset) / self._factor))
+        score = np.clip(np.floor(raw + 0.5), MIN_SCORE, MAX_SCORE).astype(np.int64)
+        return BatchScores(raw, pd_, score, reason_features, reason_points, self.features)
 
     @abstractmethod
-    def _score_chunk(self, data: pd.DataFrame) -> BatchScores:
-        """Score up to `CHUNK` rows at once (the model kind's vectorised path)."""
+    def _score_chunk(self, data: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Unclipped scores and point losses ``(rows, features)`` of up to `CHUNK` rows."""
 
     @abstractmethod
     def score(self, features: Mapping[str, Any]) -> ScoreResult:
@@ -164,11 +175,14 @@ class ScorecardScorer(Scorer):
             for b in self.bins
         ]
 
-    def _score_chunk(self, data: pd.DataFrame) -> BatchScores:
-        pts = np.empty((len(data), len(self.bins)))
+    def _score_chunk(self, data: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        loss = np.empty((len(data), len(self.bins)))
+        raw = np.zeros(len(data))
         for j, (bins, points) in enumerate(zip(self.bins, self.points, strict=True)):
-            pts[:, j] = points[bins.assign(data[bins.name])]
-        return self._finish(pts.sum(axis=1), self.best - pts)
+            pts = points[bins.assign(data[bins.name])]
+            raw += pts  # feature by feature: the order of the one-row sum
+            np.subtract(self.best[j], pts, out=loss[:, j])
+        return raw, loss
 
     def score(self, features: Mapping[str, Any]) -> ScoreResult:
         raw = 0.0
@@ -204,54 +218,86 @@ class GbmScorer(Scorer):
         a, b = body["calibration"]
         self.a, self.b = float(a), float(b)
         tables = np.load(folder / "shap_tables.npz")
-        self.tables: list[ShapTable] = []
+        loaded: list[ShapTable] = []
         for t in range(int(tables["count"])):
             feats = tuple(int(f) for f in tables[f"t{t}_features"])
             thr = tuple(tables[f"t{t}_thr{k}"] for k in range(len(feats)))
-            self.tables.append(ShapTable(feats, thr, tables[f"t{t}_margin"], tables[f"t{t}_phi"]))
-        self._prepare()
+            loaded.append(ShapTable(feats, thr, tables[f"t{t}_margin"], tables[f"t{t}_phi"]))
+        self.table_count = len(loaded)
+        self._prepare(loaded)
 
-    def _prepare(self) -> None:
+    def _prepare(self, tables: list[ShapTable]) -> None:
         """Global thresholds per feature and, per table, look-ups from global to local bins.
 
-        A row's global bin per feature is found once (one `searchsorted` per feature);
-        each table then maps it to its own cell with small look-up arrays, since a
-        table's thresholds are a subset of the feature's global thresholds.
+        A row's global bin per feature is found once per feature; each table then maps it
+        to its own cell with small look-up arrays, since a table's thresholds are a subset
+        of the feature's global thresholds. Every table's margins, and every table's φ
+        column per feature, are laid end to end in one array each (`_margin_all`,
+        `_phi_all`): the batch path works on views of them, the one-row path gathers from
+        them with a few index arrays, and the tables are held in memory once.
         """
         pooled: list[list[NDArray[np.float64]]] = [[] for _ in self.features]
-        for table in self.tables:
+        for table in tables:
             for f, thr in zip(table.features, table.thresholds, strict=True):
                 pooled[f].append(thr)
         self.global_thresholds = [
             np.unique(np.concatenate(p)) if p else np.empty(0) for p in pooled
         ]
+        self._margin_all = np.concatenate([t.margin for t in tables]) if tables else np.empty(0)
+        self._phi_all = (
+            np.concatenate([np.ravel(t.phi.T) for t in tables]) if tables else np.empty(0)
+        )
         self._plans: list[Plan] = []
-        for table in self.tables:
+        lut_parts: list[NDArray[np.int64]] = []
+        lut_base: list[int] = []
+        lut_feature: list[int] = []
+        lut_start: list[int] = []
+        column_base: list[int] = []
+        column_feature: list[int] = []
+        column_table: list[int] = []
+        margin_base: list[int] = []
+        margin_at = phi_at = lut_at = 0
+        for t, table in enumerate(tables):
             luts: list[tuple[int, NDArray[np.int64]]] = []
             stride = 1
+            lut_start.append(len(lut_base))
             for f, thr in reversed(list(zip(table.features, table.thresholds, strict=True))):
                 glob = self.global_thresholds[f]
                 lut = np.r_[np.searchsorted(thr, glob, side="left"), len(thr), len(thr) + 1]
-                luts.append((f, (lut * stride).astype(np.int64)))
+                lut = (lut * stride).astype(np.int64)
+                luts.append((f, lut))
+                lut_parts.append(lut)
+                lut_base.append(lut_at)
+                lut_feature.append(f)
+                lut_at += len(lut)
                 stride *= len(thr) + 2
-            phi_t = np.ascontiguousarray(table.phi.T)
-            columns = [(f, phi_t[j]) for j, f in enumerate(table.features)]
-            self._plans.append((luts, np.ascontiguousarray(table.margin), columns))
+            cells = len(table.margin)
+            margin = self._margin_all[margin_at : margin_at + cells]
+            margin_base.append(margin_at)
+            margin_at += cells
+            columns = []
+            for f in table.features:
+                columns.append((f, self._phi_all[phi_at : phi_at + cells]))
+                column_base.append(phi_at)
+                column_feature.append(f)
+                column_table.append(t)
+                phi_at += cells
+            self._plans.append((luts, margin, columns))
         self._single_thr = [g.tolist() for g in self.global_thresholds]
-        self._single_plans = [
-            (
-                [(f, lut.tolist()) for f, lut in luts],
-                margin.tolist(),
-                [(f, c.tolist()) for f, c in cols],
-            )
-            for luts, margin, cols in self._plans
-        ]
+        self._lut_all = np.concatenate(lut_parts) if lut_parts else np.empty(0, dtype=np.int64)
+        self._lut_base = np.asarray(lut_base, dtype=np.int64)
+        self._lut_feature = np.asarray(lut_feature, dtype=np.int64)
+        self._lut_start = np.asarray(lut_start, dtype=np.int64)
+        self._margin_base = np.asarray(margin_base, dtype=np.int64)
+        self._column_base = np.asarray(column_base, dtype=np.int64)
+        self._column_feature = np.asarray(column_feature, dtype=np.int64)
+        self._column_table = np.asarray(column_table, dtype=np.int64)
 
     def global_bins(self, M: NDArray[np.float64]) -> list[NDArray[np.intp]]:
         bins = []
         for f, glob in enumerate(self.global_thresholds):
             x = np.ascontiguousarray(M[:, f])
-            b = np.searchsorted(glob, x, side="left")
+            b = count_at_or_below(glob, x, inclusive=False)
             b[np.isnan(x)] = len(glob) + 1
             bins.append(b)
         return bins
@@ -259,59 +305,77 @@ class GbmScorer(Scorer):
     def matrix(self, data: pd.DataFrame) -> NDArray[np.float64]:
         out = np.empty((len(data), len(self.features)))
         for j, name in enumerate(self.features):
-            if name in self.woe_bins:
-                bins, woe = self.woe_bins[name]
-                out[:, j] = woe[bins.assign(data[name])]
-            else:
-                col = np.asarray(
-                    pd.to_numeric(data[name], errors="coerce"), dtype=np.float64
-                ).copy()
-                specials = self.special_values.get(name, ())
-                if specials:
-                    col[np.isin(col, np.asarray(specials))] = np.nan
-                out[:, j] = col
+            out[:, j] = self._column(data, name)
         return out
+
+    def _column(self, data: pd.DataFrame, name: str) -> NDArray[np.float64]:
+        """The booster's input for one feature: its WoE for a category, else the number."""
+        if name in self.woe_bins:
+            bins, woe = self.woe_bins[name]
+            return np.asarray(woe[bins.assign(data[name])], dtype=np.float64)
+        col = np.asarray(pd.to_numeric(data[name], errors="coerce"), dtype=np.float64).copy()
+        specials = self.special_values.get(name, ())
+        if specials:
+            col[np.isin(col, np.asarray(specials))] = np.nan
+        return col
 
     def contributions(
         self, M: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(margin, φ): raw LightGBM margin and exact TreeSHAP contributions per feature."""
-        bins = self.global_bins(M)
-        n = len(M)
+        margin, phi_t = self._contributions_t([np.ascontiguousarray(c) for c in M.T])
+        return margin, phi_t.T
+
+    def _contributions_t(
+        self, columns: list[NDArray[np.float64]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Margin and φ laid out feature by feature ``(features, rows)``, from input columns."""
+        n = len(columns[0]) if columns else 0
+        bins = []
+        for glob, x in zip(self.global_thresholds, columns, strict=True):
+            b = count_at_or_below(glob, x, inclusive=False)
+            b[np.isnan(x)] = len(glob) + 1
+            bins.append(b)
         phi_t = np.zeros((len(self.features), n))
         margin = np.full(n, self.constant_margin)
-        for luts, table_margin, columns in self._plans:
+        for luts, table_margin, table_columns in self._plans:
             f0, lut0 = luts[0]
             cell = lut0[bins[f0]]
             for f, lut in luts[1:]:
                 cell += lut[bins[f]]
             margin += table_margin[cell]
-            for f, column in columns:
+            for f, column in table_columns:
                 phi_t[f] += column[cell]
-        return margin, phi_t.T
+        return margin, phi_t
 
     def _single(self, x: list[float]) -> tuple[float, list[float]]:
-        """Margin and contributions of one row in plain Python (no per-call numpy overhead)."""
-        gbins = [
-            len(glob) + 1 if v != v else bisect_left(glob, v)
-            for v, glob in zip(x, self._single_thr, strict=True)
-        ]
-        margin = self.constant_margin
-        phi = [0.0] * len(x)
-        for luts, table_margin, columns in self._single_plans:
-            cell = 0
-            for f, lut in luts:
-                cell += lut[gbins[f]]
-            margin += table_margin[cell]
-            for f, column in columns:
-                phi[f] += column[cell]
-        return margin, phi
+        """Margin and contributions of one row: a few gathers over all tables at once.
 
-    def _score_chunk(self, data: pd.DataFrame) -> BatchScores:
-        margin, phi = self.contributions(self.matrix(data))
-        logit = self.a + self.b * margin
-        raw = self._offset - self._factor * logit
-        return self._finish(raw, self._factor * self.b * phi)
+        The sums run in table order, as in the batch path (`np.bincount` adds its weights
+        in input order), so both paths give the same floating-point results.
+        """
+        gbins = np.array(
+            [
+                len(glob) + 1 if v != v else bisect_left(glob, v)
+                for v, glob in zip(x, self._single_thr, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        if not len(self._margin_base):
+            return self.constant_margin, [0.0] * len(x)
+        parts = self._lut_all[self._lut_base + gbins[self._lut_feature]]
+        cells = np.add.reduceat(parts, self._lut_start)
+        margin = sum(self._margin_all[self._margin_base + cells].tolist(), self.constant_margin)
+        values = self._phi_all[self._column_base + cells[self._column_table]]
+        phi = np.bincount(self._column_feature, weights=values, minlength=len(x))
+        return margin, phi.tolist()
+
+    def _score_chunk(self, data: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        margin, phi_t = self._contributions_t([self._column(data, n) for n in self.features])
+        raw = self._offset - self._factor * (self.a + self.b * margin)
+        loss = np.empty(phi_t.shape[::-1])
+        np.multiply(phi_t.T, self._factor * self.b, out=loss)
+        return raw, loss
 
     def score(self, features: Mapping[str, Any]) -> ScoreResult:
         x = []

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_REASONS = 4
 
 
+@lru_cache(maxsize=4096)  # scoring one applicant asks for the same few codes every time
 def reason_code(feature: str) -> str:
     return "R-" + re.sub(r"[^0-9A-Za-z]+", "_", feature).strip("_").upper()
 
