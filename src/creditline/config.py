@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     )
     idempotency_lease_seconds: int = Field(60, ge=1)
     policy_dir: Path = Field(
-        Path(__file__).resolve().parents[2] / "policies" / "v1",
+        Path(__file__).resolve().parents[2] / "policies" / "v2",
         description="The credit policy in force (JDM tables and parameters).",
     )
     initial_business_date: date | None = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -83,3 +84,28 @@ def test_a_decision_and_its_review_round_trip(container: Container) -> None:
         assert repository.get("app-1") == resolved
         assert repository.pending_reviews(10) == []
         assert repository.get("app-2") is None
+
+
+def test_a_session_that_commits_and_goes_on_writes_in_its_new_transaction(
+    container: Container,
+) -> None:
+    # The repository reuses its transaction's connection; after a commit it must take the
+    # next transaction's, so what follows is neither lost nor committed early.
+    _customer(container)
+    first = a_decision()
+    second = replace(first, application_id="app-2")
+    third = replace(first, application_id="app-3")
+    with container.session_factory() as session:
+        repository = SqlDecisionRepository(session)
+        repository.add(first)
+        session.commit()
+        repository.add(second)
+        session.commit()
+        repository.add(third)
+        session.rollback()
+
+    with container.session_factory() as session:
+        repository = SqlDecisionRepository(session)
+        assert repository.get("app-1") == first
+        assert repository.get("app-2") == second
+        assert repository.get("app-3") is None

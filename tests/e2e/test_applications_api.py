@@ -32,7 +32,7 @@ from creditline.scoring.ports import Role
 from creditline.scoring.training.pipeline import train
 from creditline.shared.clock import FixedClock
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies" / "v1"
+POLICIES = Path(__file__).resolve().parents[2] / "policies" / "v2"
 GOOD = {
     "payment_count_365d": 120.0,
     "order_count_365d": 40.0,
@@ -94,6 +94,7 @@ def lender(
     make_container: Any, db_url: str, trained_model: Path
 ) -> Iterator[tuple[TestClient, Container, FakeFeatureStore]]:
     container: Container = make_container(db_url)
+    container.settings.policy_dir = POLICIES
     registry = FileModelRegistry(container.settings.models_dir)
     entry = registry.register(trained_model)
     registry.promote(entry.version, Role.CHAMPION)
@@ -180,7 +181,7 @@ def test_a_good_applicant_is_approved_and_the_line_is_open(
     assert body["daily_rate"] in {"0.00015", "0.00025", "0.00035", "0.00045"}
     assert body["apr_simple"]
     assert body["apr"]
-    assert body["policy_version"].startswith("v1+")
+    assert body["policy_version"].startswith("v2+")
     assert body["model_version"].startswith("scorecard-")
     assert line.status_code == 200
     assert line.json()["limit"] == "40000.00"
@@ -333,7 +334,7 @@ def test_a_policy_change_takes_effect_with_a_new_version(
 ) -> None:
     client, container, store = lender
     before = apply(client, customer(client, store, "good", GOOD), "before").json()
-    stricter = tmp_path / "v2"
+    stricter = tmp_path / "v3"
     shutil.copytree(POLICIES, stricter)
     cutoff = json.loads((stricter / "score_cutoff.json").read_text())
     for rule in cutoff["nodes"][1]["content"]["rules"]:
@@ -348,12 +349,42 @@ def test_a_policy_change_takes_effect_with_a_new_version(
     assert before["decision"] == "approved"
     assert after["decision"] == "declined"
     assert codes_of(after)[0] == "SCORE_BELOW_CUTOFF"
-    assert after["policy_version"].startswith("v2+")
+    assert after["policy_version"].startswith("v3+")
     assert after["policy_version"] != before["policy_version"]
+
+
+def test_the_fraud_ring_threshold_is_policy_data_recorded_with_the_decision(
+    lender: tuple[TestClient, Container, FakeFeatureStore], tmp_path: Path
+) -> None:
+    # RING: 4 device-sharing neighbours, 75 % of them late. v2 calls that a ring (at least
+    # two neighbours, at least half late); a policy that wants 80 % late does not.
+    client, container, store = lender
+    under_v2 = apply(client, customer(client, store, "ring", RING), "ring-v2").json()
+    laxer = tmp_path / "v3"
+    shutil.copytree(POLICIES, laxer)
+    admission = json.loads((laxer / "admission.json").read_text())
+    for rule in admission["nodes"][1]["content"]["rules"]:
+        if rule["_id"] == "fraud-ring":
+            rule["late_share"] = ">= 0.8"
+    (laxer / "admission.json").write_text(json.dumps(admission))
+    container.settings.policy_dir = laxer
+    container._decisioning = None  # the operator reloads the policy
+
+    under_v3 = apply(client, customer(client, store, "good", RING), "ring-v3").json()
+    trace = client.get(f"/v1/applications/{under_v2['application_id']}").json()["trace"]
+
+    assert under_v2["decision"] == "declined"
+    assert codes_of(under_v2) == ["FRAUD_RING_FLAG"]
+    assert {"table": "admission", "rule_id": "fraud-ring"}.items() <= trace[0].items()
+    assert under_v2["policy_version"].startswith("v2+")
+    assert "FRAUD_RING_FLAG" not in codes_of(under_v3)
+    assert under_v3["decision"] == "approved"
+    assert under_v3["policy_version"].startswith("v3+")
 
 
 def test_without_a_champion_the_api_says_so(make_container: Any, sqlite_url: str) -> None:
     container: Container = make_container(sqlite_url)
+    container.settings.policy_dir = POLICIES
     with TestClient(create_app(container)) as client:
         first17, phone = PEOPLE["good"]
         cid = client.post(

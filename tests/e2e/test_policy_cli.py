@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 
 from creditline.cli.main import app
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies" / "v1"
+POLICIES = Path(__file__).resolve().parents[2] / "policies" / "v2"
 runner = CliRunner()
 
 
@@ -63,3 +64,27 @@ def test_cases_without_expectations_exit_2(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "column", "condition"),
+    [("fraud-ring", "late_share", ">= 0.6"), ("thin-file", "activity", "< 6")],
+)
+def test_the_admission_cases_pin_the_fraud_ring_and_thin_file_thresholds(
+    tmp_path: Path, rule_id: str, column: str, condition: str
+) -> None:
+    # A threshold moved in the table without its cases being updated is caught.
+    admission = json.loads((POLICIES / "admission.json").read_text())
+    for rule in admission["nodes"][1]["content"]["rules"]:
+        if rule["_id"] == rule_id:
+            rule[column] = condition
+    moved = tmp_path / "admission.json"
+    moved.write_text(json.dumps(admission))
+
+    result = runner.invoke(
+        app, ["policy", "test", str(moved), "--cases", str(POLICIES / "admission.cases.csv")]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "cases match" in result.output
+    assert "18 of 18" not in result.output

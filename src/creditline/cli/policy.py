@@ -21,7 +21,7 @@ err = Console(stderr=True)
 
 @app.command("test")
 def test_policy(
-    file: Annotated[Path, typer.Argument(help="A JDM decision file, e.g. policies/v1/limit.json")],
+    file: Annotated[Path, typer.Argument(help="A JDM decision file, e.g. policies/v2/limit.json")],
     cases: Annotated[Path, typer.Option(help="CSV: input paths and expect.<field> columns")],
 ) -> None:
     """Evaluate FILE for every case and show the cases whose outputs differ.

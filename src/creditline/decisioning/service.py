@@ -15,6 +15,7 @@ from decimal import Decimal
 from creditline.decisioning.domain.application import ApplicantFacts, DecisionDraft, ScoreResult
 from creditline.decisioning.domain.decision import Decision, Review, ReviewStatus
 from creditline.decisioning.domain.pipeline import (
+    THIN_FILE,
     Outcome,
     RuleHit,
     RuleOutcome,
@@ -69,6 +70,8 @@ def evaluate_application(
     if outcome_of(hits) is Outcome.DECLINED:
         return stop(hits, _reasons(hits, RuleOutcome.DECLINE))
 
+    # The admission table decides what a thin file is; the tables after it read its finding.
+    context["history"]["thin_file"] = any(hit.code == THIN_FILE for hit in hits)
     score = scorer.score(facts.features)
     context["score"] = {"value": score.score, "tier": _tier_key(score.tier)}
     hits += rule_hits(policies.evaluate("score_cutoff", context))

@@ -22,7 +22,7 @@ from creditline.shared.errors import ConflictError, InvalidInputError, NotFoundE
 from creditline.shared.money import Money
 from tests.unit.decisioning.test_decisioning_pipeline import FakeScorer
 
-POLICIES = ZenPolicyEngine(Path(__file__).resolve().parents[3] / "policies" / "v1")
+POLICIES = ZenPolicyEngine(Path(__file__).resolve().parents[3] / "policies" / "v2")
 ON = date(2026, 1, 15)
 BOTH = frozenset({"credit_assessment", "credit_bureau_query"})
 
@@ -113,7 +113,12 @@ def uow() -> FakeDecisioningUnitOfWork:
     fake = FakeDecisioningUnitOfWork()
     fake.people["cus_ok"] = ApplicantFacts("cus_ok", 30, BOTH, Money.yuan("120000.00"))
     fake.people["cus_thin"] = ApplicantFacts(
-        "cus_thin", 30, BOTH, Money.yuan("120000.00"), thin_file=True
+        "cus_thin",
+        30,
+        BOTH,
+        Money.yuan("120000.00"),
+        payments_and_orders_365d=2,
+        has_bill_history=False,
     )
     fake.people["cus_young"] = ApplicantFacts("cus_young", 17, BOTH, Money.yuan("120000.00"))
     return fake

@@ -1,6 +1,6 @@
-"""The decision pipeline over the shipped v1 policy tables and a fake scorer.
+"""The decision pipeline over the shipped v2 policy tables and a fake scorer.
 
-Expected limits and rates are worked out by hand from DOMAIN.md's rules and the v1 tables
+Expected limits and rates are worked out by hand from DOMAIN.md's rules and the v2 tables
 (⅓ of income, ¥300,000, ¥200,000, rounding down to ¥100), not read back from the code.
 """
 
@@ -25,7 +25,7 @@ from creditline.decisioning.ports import PolicyEngine, Scorer
 from creditline.decisioning.service import evaluate_application
 from creditline.shared.money import Money
 
-POLICIES = Path(__file__).resolve().parents[3] / "policies" / "v1"
+POLICIES = Path(__file__).resolve().parents[3] / "policies" / "v2"
 BOTH = frozenset({"credit_assessment", "credit_bureau_query"})
 MODEL_REASONS = tuple(
     model_reason(f"M{n}", f"model reason {n}", f"模型原因{n}") for n in range(1, 6)
@@ -104,8 +104,8 @@ def test_without_consent_the_applicant_is_declined_and_not_scored(
         ({"age": 61}, "AGE_ABOVE_MAXIMUM"),
         ({"has_open_line": True}, "EXISTING_OPEN_LINE"),
         ({"max_days_past_due": 3}, "CURRENTLY_DELINQUENT"),
-        ({"fraud_ring": True}, "FRAUD_RING_FLAG"),
-        ({"shared_device_cluster_size": 10}, "SHARED_DEVICE_CLUSTER"),
+        ({"shared_device_customers": 3, "neighbour_delinquent_share": 0.5}, "FRAUD_RING_FLAG"),
+        ({"shared_device_customers": 9}, "SHARED_DEVICE_CLUSTER"),
     ],
 )
 def test_each_admission_rule_declines_with_its_reason(
@@ -124,7 +124,9 @@ def test_each_admission_rule_declines_with_its_reason(
 def test_a_thin_file_goes_to_review_with_a_starter_offer_whatever_its_score(
     policies: ZenPolicyEngine, score: int, tier: str
 ) -> None:
-    draft = evaluate(applicant(thin_file=True), policies=policies, scorer=FakeScorer(score, tier))
+    thin = applicant(payments_and_orders_365d=4, has_bill_history=False)
+
+    draft = evaluate(thin, policies=policies, scorer=FakeScorer(score, tier))
 
     assert draft.outcome is Outcome.REVIEW
     assert codes(draft.reasons)[0] == "THIN_FILE"

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from creditline.decisioning.adapters.sql import transaction_connection
 from creditline.decisioning.domain.application import CreditSummary
 from creditline.lending import service as lending_service
 from creditline.lending.adapters.sql import (
@@ -81,30 +83,47 @@ def line_opener(clock: Clock) -> Callable[[Session], LendingLineOpener]:
     return lambda session: LendingLineOpener(session, clock)
 
 
+# One round trip for the whole summary: the lines' count and limits and the worst days past
+# due of the open loans, as scalar subqueries of one statement built once.
+_SUMMARY = select(
+    select(func.count())
+    .where(credit_lines.c.customer_id == bindparam("customer_id"))
+    .where(credit_lines.c.status != LineStatus.CLOSED.value)
+    .scalar_subquery()
+    .label("open_lines"),
+    select(func.coalesce(func.sum(credit_lines.c.limit_minor), 0))
+    .where(credit_lines.c.customer_id == bindparam("customer_id"))
+    .where(credit_lines.c.status != LineStatus.CLOSED.value)
+    .scalar_subquery()
+    .label("limits_minor"),
+    select(func.coalesce(func.max(loans.c.days_past_due), 0))
+    .where(loans.c.customer_id == bindparam("customer_id"))
+    .where(loans.c.status != LoanStatus.CLOSED.value)
+    .scalar_subquery()
+    .label("worst_dpd"),
+)
+
+
 def credit_summary(session: Session) -> Callable[[str, date], CreditSummary]:
     def read(customer_id: str, on: date) -> CreditSummary:
-        open_lines = session.execute(
-            select(func.count(), func.coalesce(func.sum(credit_lines.c.limit_minor), 0))
-            .where(credit_lines.c.customer_id == customer_id)
-            .where(credit_lines.c.status != LineStatus.CLOSED.value)
-        ).one()
-        worst = session.execute(
-            select(func.coalesce(func.max(loans.c.days_past_due), 0))
-            .where(loans.c.customer_id == customer_id)
-            .where(loans.c.status != LoanStatus.CLOSED.value)
-        ).scalar_one()
+        row = transaction_connection(session).execute(_SUMMARY, {"customer_id": customer_id}).one()
         return CreditSummary(
-            has_open_line=int(open_lines[0]) > 0,
-            max_days_past_due=int(worst),
-            other_limits=Money(int(open_lines[1]), Currency.CNY),
+            has_open_line=int(row.open_lines or 0) > 0,
+            max_days_past_due=int(row.worst_dpd or 0),
+            other_limits=Money(int(row.limits_minor or 0), Currency.CNY),
         )
 
     return read
 
 
+@lru_cache(maxsize=1024)
 def representative_apr(daily_rate: Decimal) -> Decimal:
     """APR (IRR method) of ¥10,000 over 12 months, equal instalments, on the product's
-    default terms: the figure shown beside the daily rate in a decision."""
+    default terms: the figure shown beside the daily rate in a decision.
+
+    A pure function of the rate (the product's terms and the drawing date are constants),
+    so it is computed once per rate: the price table has a handful of rates, and solving
+    the IRR of a 12-period schedule costs more than the rest of a decision's arithmetic."""
     product = lending_service.DEFAULT_PRODUCT
     terms = LoanTerms(
         daily_rate=daily_rate,

@@ -1,11 +1,27 @@
 """Policies as GoRules JDM files, evaluated in process by zen-engine.
 
-A policy folder (`policies/v1/`) holds one JDM file per table (`admission.json`,
+A policy folder (`policies/v2/`) holds one JDM file per table (`admission.json`,
 `score_cutoff.json`, `limit.json`, `price.json`) and `parameters.json`. The version of a
 policy is the folder's name plus a digest of every file in it, so editing a table gives
-decisions a new version even if the folder keeps its name. Decision content is parsed
+decisions a new version even if the folder keeps its name. A table that reads a field the
+pipeline does not provide fails to load (`policies/v1/`, kept unchanged so the decisions
+made under it can be traced to their exact files, reads the fraud-ring and thin-file flags
+that v2 turned into table rows). Decision content is parsed
 once and served from memory (`ZenEngine.evaluate` with a caching loader takes ~10-25 µs;
 building a decision per call would take ~66 µs).
+
+Which rows fired is part of every decision's record. Asking zen-engine for its trace
+doubles the cost of an evaluation (the trace copies every node's input and output into
+Python objects), so instead, when a table is loaded, every decision-table row gets one
+more output, `RULE_ID_FIELD`, whose value is the row's own `_id`: each output row then
+names the rule that produced it. This is done in memory only; the files, and so the
+policy version, stay as written.
+
+A decision table is a pure function of the fields its columns read. When a table is only
+decision tables over plain field paths (all of ours), its results are remembered by the
+values of those fields (`memo_size` of them per policy): most applicants share an
+admission profile, a tier's price, a score's cut-off, and each call into zen-engine is a
+hand-off to its worker thread that costs far more than the evaluation under load.
 """
 
 from __future__ import annotations
@@ -14,20 +30,32 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import zen
 
-from creditline.decisioning.domain.policy import TABLES, PolicyError, PolicyParameters, TableResult
+from creditline.decisioning.domain.application import TABLE_FIELDS
+from creditline.decisioning.domain.policy import (
+    TABLES,
+    PolicyError,
+    PolicyParameters,
+    TableResult,
+    is_plain_path,
+    unknown_inputs,
+)
 
 
 class ZenPolicyEngine:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, memo_size: int = 4096) -> None:
         if not folder.is_dir():
             raise PolicyError(f"no policy folder at {folder}")
         self.folder = folder
         digest = hashlib.sha256()
         self._contents: dict[str, Any] = {}
+        self._reads: dict[str, tuple[tuple[str, ...], ...] | None] = {}
+        self._memo: dict[tuple[Any, ...], TableResult] = {}
+        self._memo_size = memo_size
         for table in TABLES:
             path = folder / f"{table}.json"
             if not path.exists():
@@ -35,10 +63,18 @@ class ZenPolicyEngine:
             raw = path.read_bytes()
             digest.update(path.name.encode() + b"\x00" + raw)
             try:
-                json.loads(raw)
+                parsed = json.loads(raw)
             except json.JSONDecodeError as error:
                 raise PolicyError(f"{path}: not JSON: {error}") from error
-            self._contents[table] = zen.ZenDecisionContent(raw.decode())
+            provided = TABLE_FIELDS[table]
+            unknown = unknown_inputs(parsed, provided)
+            if unknown:
+                raise PolicyError(
+                    f"{path} reads {', '.join(unknown)}, which the pipeline does not give "
+                    f"the {table} table (it gives {', '.join(sorted(provided))})"
+                )
+            self._reads[table] = fields_read(parsed)
+            self._contents[table] = zen.ZenDecisionContent(json.dumps(with_rule_ids(parsed)))
         params_path = folder / "parameters.json"
         raw_params = params_path.read_bytes()
         digest.update(b"parameters.json\x00" + raw_params)
@@ -61,23 +97,90 @@ class ZenPolicyEngine:
         return self._parameters
 
     def evaluate(self, table: str, context: Mapping[str, Any]) -> TableResult:
-        response = self._engine.evaluate(table, dict(context), {"trace": True})
-        result = response["result"]
-        rows = tuple(result) if isinstance(result, list) else ((result,) if result else ())
-        return TableResult(table, rows, _fired(response.get("trace", {})))
+        reads = self._reads.get(table)
+        if reads is None or self._memo_size <= 0:
+            return self._evaluate(table, context)
+        key = (table, *(_typed(_at(context, path)) for path in reads))
+        known = self._memo.get(key)
+        if known is not None:
+            return known
+        result = self._evaluate(table, context)
+        if len(self._memo) >= self._memo_size:
+            self._memo.clear()
+        self._memo[key] = result
+        return result
+
+    def _evaluate(self, table: str, context: Mapping[str, Any]) -> TableResult:
+        result = self._engine.evaluate(table, dict(context))["result"]
+        found = result if isinstance(result, list) else [result] if result else []
+        rows: list[Mapping[str, Any]] = []
+        fired: list[str] = []
+        for index, row in enumerate(found):
+            rule_id = row.pop(RULE_ID_FIELD, None) if isinstance(row, dict) else None
+            fired.append(f"row-{index}" if rule_id is None else str(rule_id))
+            rows.append(MappingProxyType(row) if isinstance(row, dict) else row)
+        return TableResult(table, tuple(rows), tuple(fired))
 
 
-def _fired(trace: Mapping[str, Any]) -> tuple[str, ...]:
-    """Ids of the rules that fired, in row order, from zen-engine's trace."""
-    fired: list[str] = []
-    for node in trace.values():
-        data = node.get("traceData")
-        entries = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
-        for entry in entries:
-            rule = entry.get("rule") if isinstance(entry, dict) else None
-            if isinstance(rule, dict) and "_id" in rule:
-                fired.append(str(rule["_id"]))
-    return tuple(fired)
+_MISSING = object()
+_PLAIN_NODES = {"inputNode", "outputNode", "decisionTableNode"}
+
+
+def fields_read(content: Mapping[str, Any]) -> tuple[tuple[str, ...], ...] | None:
+    """The field paths a JDM graph reads, split at the dots, when its result depends on
+    nothing else: only decision tables whose columns are plain paths (None otherwise)."""
+    paths: list[tuple[str, ...]] = []
+    for node in content.get("nodes", []):
+        kind = node.get("type") if isinstance(node, Mapping) else None
+        if kind not in _PLAIN_NODES:
+            return None
+        if kind != "decisionTableNode":
+            continue
+        for column in node.get("content", {}).get("inputs", []):
+            field_ = str(column.get("field", ""))
+            if not is_plain_path(field_):
+                return None
+            parts = tuple(field_.split("."))
+            if parts not in paths:
+                paths.append(parts)
+    return tuple(paths)
+
+
+def _at(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = context
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _typed(value: Any) -> tuple[type, Any]:
+    """A value as a memo key: its type too (True == 1 in Python, not in a table), and only
+    scalars (anything else is keyed by its text, never by identity)."""
+    if value is _MISSING or value is None or isinstance(value, bool | int | float | str):
+        return (type(value), value)
+    return (type(value), json.dumps(value, sort_keys=True, default=str))
+
+
+RULE_ID_FIELD = "__rule_id"
+
+
+def with_rule_ids(content: dict[str, Any]) -> dict[str, Any]:
+    """The JDM content with each decision-table row also returning its `_id` as
+    `RULE_ID_FIELD` (rows without an `_id` return nothing there)."""
+    for node in content.get("nodes", []):
+        if not isinstance(node, dict) or node.get("type") != "decisionTableNode":
+            continue
+        table = node.get("content", {})
+        outputs = table.get("outputs", [])
+        if any(o.get("field") == RULE_ID_FIELD for o in outputs):
+            raise PolicyError(f"{RULE_ID_FIELD!r} is reserved and may not be a table output")
+        outputs.append({"id": RULE_ID_FIELD, "name": "Rule id", "field": RULE_ID_FIELD})
+        for rule in table.get("rules", []):
+            if "_id" in rule:
+                rule[RULE_ID_FIELD] = json.dumps(str(rule["_id"]))
+    return content
 
 
 def evaluate_file(path: Path, context: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -23,6 +23,9 @@ from creditline.shared.money import ROUND_HALF_EVEN, Currency, Money
 DAYS_IN_YEAR = 365
 RATE_QUANTUM = Decimal("0.000001")
 APR_QUANTUM = Decimal("0.0001")
+#: The admission row's reason for a thin file; the score cut-off and limit tables read
+#: whether it fired as `history.thin_file`.
+THIN_FILE = "THIN_FILE"
 
 
 class Outcome(StrEnum):

@@ -7,6 +7,7 @@ output rows and the ids of the rules that fired (kept in the decision's trace).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -51,6 +52,29 @@ class PolicyParameters:
             )
         except (KeyError, ValueError, TypeError, InvalidOperation) as error:
             raise PolicyError(f"bad policy parameters: {type(error).__name__}: {error}") from error
+
+
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def is_plain_path(field_: str) -> bool:
+    """`applicant.age` is a path into the context; `score.value * 2` is an expression."""
+    return bool(_PATH.match(field_))
+
+
+def unknown_inputs(content: Mapping[str, Any], provided: frozenset[str]) -> list[str]:
+    """The plain input fields (`applicant.age`) of a JDM file's decision tables that are not
+    in `provided`. A row reading a field nobody provides never matches, silently; a policy
+    written for other inputs (an older version's flags) must fail to load instead."""
+    unknown: list[str] = []
+    for node in content.get("nodes", []):
+        if not isinstance(node, Mapping) or node.get("type") != "decisionTableNode":
+            continue
+        for column in node.get("content", {}).get("inputs", []):
+            field_ = str(column.get("field", ""))
+            if is_plain_path(field_) and field_ not in provided and field_ not in unknown:
+                unknown.append(field_)
+    return unknown
 
 
 @dataclass(frozen=True, slots=True)
