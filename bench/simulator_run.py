@@ -8,6 +8,7 @@ Writes to a temporary folder (deleted afterwards) and prints one table row per r
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import tempfile
@@ -30,17 +31,21 @@ def main() -> None:
         size = sum(p.stat().st_size for p in (folder / "out").rglob("*") if p.is_file())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mib = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime  # the whole process, start-up and writer included
     rows = [
         ("customers", f"{summary.customers:,}"),
         ("months", str(args.months)),
         ("events", f"{summary.events:,}"),
         ("seconds", f"{summary.seconds:.1f}"),
+        ("process CPU s", f"{cpu:.1f}"),
         ("events/s", f"{summary.events / summary.seconds:,.0f}"),
         ("peak RSS (MiB)", f"{peak_mib:,.0f}"),
         ("on disk (MiB)", f"{size / 2**20:,.0f}"),
         ("bad rate", f"{summary.base_rate:.4f}"),
     ]
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| " + " | ".join(name for name, _ in rows) + " |")
     print("|" + "---|" * len(rows))
     print("| " + " | ".join(value for _, value in rows) + " |")

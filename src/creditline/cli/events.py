@@ -22,14 +22,18 @@ from creditline.bootstrap import build_container
 from creditline.config import Settings
 from creditline.data.domain.ingest import EMPTY_REPORT, IngestReport, Rejection
 from creditline.data.ports import EventStore
-from creditline.data.service import ingest_batch
 from creditline.storage import migrate
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from creditline.data.adapters.files import Row
 
-# The file readers (pyarrow) are imported by the commands that read files, so that other
-# commands start without them.
+    #: Rows of a CSV or JSON Lines file, or a Parquet batch (number of its first row, table).
+    Batch = list[Row] | tuple[int, pa.Table]
+
+# The file readers and the batch validation (pyarrow) are imported by the commands that
+# read files, so that other commands start without them.
 
 app = typer.Typer(help="Behaviour events: bulk loads.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -45,11 +49,20 @@ def load(
     batch: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 5_000,
 ) -> None:
     """Load FILE's events: new ones stored, duplicates skipped, bad rows reported."""
-    from creditline.data.adapters.files import UnusableInputError, read_rows
+    from creditline.data.adapters.files import (
+        UnusableInputError,
+        file_format,
+        read_parquet_tables,
+        read_rows,
+    )
 
     settings = Settings()
+    batches: Iterator[Batch]
     try:
-        rows = read_rows(file)
+        if file_format(file) == "parquet":
+            batches = read_parquet_tables(file, batch)
+        else:
+            batches = _chunks(read_rows(file), batch)
     except UnusableInputError as error:
         _fail(str(error))
     container = build_container(settings)
@@ -57,7 +70,7 @@ def load(
         if not migrate.is_up_to_date(container.engine):
             _fail("the database schema is not up to date: run `creditline db upgrade`")
         error_path = errors or file.with_name(file.name + ".errors.csv")
-        report = _load_all(rows, container.event_store(), error_path, batch)
+        report = _load_all(batches, container.event_store(), error_path)
     except UnusableInputError as error:
         _fail(str(error))
     finally:
@@ -73,7 +86,18 @@ def _fail(reason: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _load_all(rows: Iterator[Row], store: EventStore, error_path: Path, batch: int) -> IngestReport:
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[Batch]:
+    pending: list[Row] = []
+    for row in rows:
+        pending.append(row)
+        if len(pending) >= size:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _load_all(batches: Iterator[Batch], store: EventStore, error_path: Path) -> IngestReport:
     report = EMPTY_REPORT
     with (
         error_path.open("w", newline="", encoding="utf-8") as handle,
@@ -88,14 +112,9 @@ def _load_all(rows: Iterator[Row], store: EventStore, error_path: Path, batch: i
         writer = csv.writer(handle)
         writer.writerow(["line", "event_id", "field", "code", "reason"])
         task = bar.add_task("loading", total=None)
-        pending: list[Row] = []
-        for row in rows:
-            pending.append(row)
-            if len(pending) >= batch:
-                report += _flush(store, pending, writer)
-                bar.update(task, completed=report.total)
-                pending = []
-        report += _flush(store, pending, writer)
+        for batch in batches:
+            report += _flush(store, batch, writer)
+            bar.update(task, completed=report.total)
         bar.update(task, completed=report.total, total=report.total)
     if not report.rejected:
         error_path.unlink()
@@ -106,17 +125,25 @@ def _load_all(rows: Iterator[Row], store: EventStore, error_path: Path, batch: i
     return report
 
 
-def _flush(store: EventStore, rows: list[Row], writer: Any) -> IngestReport:
+def _flush(store: EventStore, batch: Batch, writer: Any) -> IngestReport:
     """Store one batch (one transaction) and write its bad rows to the error file."""
     from creditline.data.adapters.files import RowError
+    from creditline.data.service import ingest_batch, ingest_table
 
-    unreadable = tuple(
-        Rejection(line, row.field, row.code, row.reason)
-        for line, row in rows
-        if isinstance(row, RowError)
-    )
-    records = [(line, row) for line, row in rows if not isinstance(row, RowError)]
-    report = ingest_batch(store, [row for _, row in records], indexes=[line for line, _ in records])
+    if isinstance(batch, tuple):  # a Parquet batch: Arrow columns, rows numbered from `first`
+        first, table = batch
+        report = ingest_table(store, table, first_index=first)
+        unreadable: tuple[Rejection, ...] = ()
+    else:
+        unreadable = tuple(
+            Rejection(line, row.field, row.code, row.reason)
+            for line, row in batch
+            if isinstance(row, RowError)
+        )
+        records = [(line, row) for line, row in batch if not isinstance(row, RowError)]
+        report = ingest_batch(
+            store, [row for _, row in records], indexes=[line for line, _ in records]
+        )
     rejected = tuple(sorted(report.rejected + unreadable, key=lambda r: r.index))
     for rejection in rejected:
         writer.writerow(

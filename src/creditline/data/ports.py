@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from creditline.data.domain.events import BehaviourEvent
 from creditline.data.domain.ingest import AppendResult
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class EventStore(Protocol):
@@ -23,3 +26,14 @@ class EventStore(Protocol):
     def count(self) -> int: ...
 
     def for_customer(self, customer_id: str) -> list[BehaviourEvent]: ...
+
+
+@runtime_checkable
+class BulkEventStore(EventStore, Protocol):
+    """An `EventStore` that also takes a validated batch as Arrow columns, with the same
+    promises as `append` (atomic, exactly once by `event_id`, existing ids reported), so
+    that a large batch never becomes one Python object per event."""
+
+    def append_table(self, table: pa.Table) -> AppendResult:
+        """`table`: the columns of `EVENT_SCHEMA` plus `digest`, distinct event ids."""
+        ...

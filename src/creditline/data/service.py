@@ -5,15 +5,22 @@ rejected (with index, field and reason), and an accepted event is durable before
 call returns. A batch is stored in one transaction (`EventStore.append`), so a crash
 leaves either the whole batch or none of it; loading the same input again then stores
 what is missing and counts the rest as duplicates.
+
+Validation runs over the whole batch at once (`columnar.validate_batch`, which agrees
+with `parse_event` row for row), and duplicates are told apart by digest: the same id
+with the same digest is a harmless repeat, with another digest a conflict.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from creditline.data.domain.events import BehaviourEvent, parse_event
-from creditline.data.domain.ingest import IngestReport, Rejection
-from creditline.data.ports import EventStore
+import pyarrow as pa
+
+from creditline.data.columnar import ValidBatch, validate_batch, validate_table
+from creditline.data.domain.events import BehaviourEvent
+from creditline.data.domain.ingest import AppendResult, IngestReport, Rejection
+from creditline.data.ports import BulkEventStore, EventStore
 from creditline.shared.errors import InvalidInputError
 
 CONFLICT_REASON = "event_id was already used for an event with different content"
@@ -34,48 +41,80 @@ def ingest_batch(
     positions = list(indexes) if indexes is not None else list(range(len(raws)))
     if len(positions) != len(raws):
         raise ValueError("indexes must name every event")
-    rejected: list[Rejection] = []
-    fresh: dict[str, tuple[int, BehaviourEvent]] = {}
+    checked = validate_batch(raws)
+    rejected = [
+        _rejection(positions[i], raws[i].get("event_id"), error) for i, error in checked.invalid
+    ]
+    return _store(store, checked.valid, positions, rejected, on_stored)
+
+
+def ingest_table(
+    store: EventStore,
+    table: pa.Table,
+    *,
+    first_index: int = 0,
+    on_stored: Callable[[Sequence[BehaviourEvent]], None] | None = None,
+) -> IngestReport:
+    """`ingest_batch` for events given as Arrow columns (a batch of a Parquet file); row
+    `i` is named `first_index + i` in the report."""
+    positions = list(range(first_index, first_index + table.num_rows))
+    checked = validate_table(table)
+    ids = table.column("event_id") if "event_id" in table.column_names else None
+    rejected = [
+        _rejection(positions[i], ids[i].as_py() if ids is not None else None, error)
+        for i, error in checked.invalid
+    ]
+    return _store(store, checked.valid, positions, rejected, on_stored)
+
+
+def _store(
+    store: EventStore,
+    valid: ValidBatch,
+    positions: Sequence[int],
+    rejected: list[Rejection],
+    on_stored: Callable[[Sequence[BehaviourEvent]], None] | None,
+) -> IngestReport:
+    """Store the valid events once each: repeats inside the batch and ids already stored
+    count as duplicates when their digest matches, as conflicts when it does not."""
+    ids, digests = valid.event_ids, valid.digests
+    first: dict[str, int] = {}
     duplicates = 0
-    for position, raw in zip(positions, raws, strict=True):
-        try:
-            event = parse_event(raw)
-        except InvalidInputError as error:
-            rejected.append(_rejection(position, raw, error))
-            continue
-        earlier = fresh.get(event.event_id)
+    for row, (event_id, digest) in enumerate(zip(ids, digests, strict=True)):
+        earlier = first.get(event_id)
         if earlier is None:
-            fresh[event.event_id] = (position, event)
-        elif _same(earlier[1], event):
+            first[event_id] = row
+        elif digests[earlier] == digest:
             duplicates += 1
         else:
-            rejected.append(_conflict(position, event.event_id))
-    result = store.append([event for _, event in fresh.values()])
+            rejected.append(_conflict(positions[valid.positions[row]], event_id))
+    fresh = valid if len(first) == len(valid) else valid.take(list(first.values()))
+    result = _append(store, fresh)
     for event_id, stored_digest in result.existing.items():
-        position, event = fresh[event_id]
-        if stored_digest == event.digest():
+        row = first[event_id]
+        if stored_digest == digests[row]:
             duplicates += 1
         else:
-            rejected.append(_conflict(position, event_id))
+            rejected.append(_conflict(positions[valid.positions[row]], event_id))
     rejected.sort(key=lambda rejection: rejection.index)
-    if on_stored is not None:
-        stored = [
-            event for event_id, (_, event) in fresh.items() if event_id not in result.existing
-        ]
-        if stored:
-            on_stored(stored)
+    if on_stored is not None and result.inserted:
+        stored = fresh
+        if result.existing:
+            stored = fresh.take(
+                [row for row, i in enumerate(fresh.event_ids) if i not in result.existing]
+            )
+        on_stored(stored.events())
     return IngestReport(result.inserted, duplicates, tuple(rejected))
 
 
-def _same(first: BehaviourEvent, second: BehaviourEvent) -> bool:
-    """Equal content; instants compare as instants, whatever offset they were written in."""
-    return first == second
+def _append(store: EventStore, batch: ValidBatch) -> AppendResult:
+    if isinstance(store, BulkEventStore):
+        return store.append_table(batch.table)
+    return store.append(batch.events())
 
 
-def _rejection(position: int, raw: Mapping[str, object], error: InvalidInputError) -> Rejection:
+def _rejection(position: int, event_id: object, error: InvalidInputError) -> Rejection:
     issue = error.issues[0]
     reason = "; ".join(f"{i.field}: {i.message}" for i in error.issues)
-    event_id = raw.get("event_id")
     return Rejection(
         position, issue.field, issue.code, reason, event_id if isinstance(event_id, str) else None
     )

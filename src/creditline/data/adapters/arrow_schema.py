@@ -16,16 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from creditline.data.domain.events import EVENT_FIELDS, FieldKind
+# Defined next to the batch validation, which builds tables of this schema; re-exported.
+from creditline.data.columnar import ARROW_TYPES, EVENT_SCHEMA
 
-ARROW_TYPES: dict[FieldKind, pa.DataType] = {
-    FieldKind.STRING: pa.string(),
-    FieldKind.INT64: pa.int64(),
-    FieldKind.BOOL: pa.bool_(),
-    FieldKind.DATE: pa.date32(),
-    FieldKind.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-}
-EVENT_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in EVENT_FIELDS])
+__all__ = ["ARROW_TYPES", "EVENT_SCHEMA", "write_partitions"]
 
 DAY_MICROS = 86_400_000_000
 CHINA_OFFSET_MICROS = 8 * 3_600_000_000

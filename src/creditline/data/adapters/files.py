@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -115,6 +116,10 @@ def _json_record(text: str) -> Mapping[str, object] | RowError:
 
 
 def _parquet_rows(path: Path) -> Iterator[Row]:
+    return _parquet_records(_parquet_files(path))
+
+
+def _parquet_files(path: Path) -> list[Path]:
     """Check every file's schema first, so an unusable file stops the load before it starts."""
     files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
     for file in files:
@@ -124,7 +129,22 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
             raise UnusableInputError(f"{file}: not a readable Parquet file ({error})") from error
         if "event_id" not in names:
             raise UnusableInputError(f"{file}: no event_id column")
-    return _parquet_records(files)
+    return files
+
+
+def read_parquet_tables(path: Path, batch_rows: int) -> Iterator[tuple[int, pa.Table]]:
+    """The rows of a Parquet file (or folder) as Arrow tables of at most `batch_rows` rows,
+    each with the row number of its first row (numbered from 1 across the files, as
+    `read_rows` numbers them), so that a batch is validated column by column."""
+    return _parquet_tables(_parquet_files(path), batch_rows)
+
+
+def _parquet_tables(files: list[Path], batch_rows: int) -> Iterator[tuple[int, pa.Table]]:
+    number = 1
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=batch_rows):
+            yield number, pa.Table.from_batches([batch])
+            number += batch.num_rows
 
 
 def _parquet_records(files: list[Path]) -> Iterator[Row]:

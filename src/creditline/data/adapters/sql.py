@@ -10,12 +10,14 @@ a temporary table and moved across with one `INSERT … SELECT … ON CONFLICT D
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
-from enum import StrEnum
-from itertools import islice
+from datetime import UTC, datetime
+from itertools import islice, repeat
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -33,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from creditline.data.columnar import EVENT_SCHEMA, utc_text
 from creditline.data.domain.events import (
     EVENT_FIELDS,
     FIELD_NAMES,
@@ -94,15 +97,25 @@ class SqlEventStore:
     def append(self, events: Sequence[BehaviourEvent]) -> AppendResult:
         if not events:
             return AppendResult(0, {})
+        table = pa.Table.from_pylist([event.as_record() for event in events], schema=EVENT_SCHEMA)
+        table = table.append_column("digest", pa.array([event.digest() for event in events]))
+        return self.append_table(table)
+
+    def append_table(self, table: pa.Table) -> AppendResult:
+        """Append a validated batch given as columns (`ValidBatch.table`: the columns of
+        `EVENT_SCHEMA` and `digest`), with distinct event ids, in one transaction."""
+        if table.num_rows == 0:
+            return AppendResult(0, {})
         now = self._clock.now().astimezone(UTC)
-        rows = [_row(event, now) for event in events]
+        ids: list[str] = table.column("event_id").to_pylist()
         with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                inserted = _copy_insert(connection, rows)
+                inserted = _copy_insert(connection, table, now)
+                missing = [event_id for event_id in ids if event_id not in inserted]
+                existing = _digests(connection, missing)
             else:
-                inserted = _insert(connection, rows)
-            missing = [row[0] for row in rows if row[0] not in inserted]
-            existing = _digests(connection, missing)
+                existing = _digests(connection, ids)
+                inserted = _insert(connection, table, now, existing)
         return AppendResult(len(inserted), existing)
 
     def count(self) -> int:
@@ -131,56 +144,61 @@ class SqlEventStore:
         return [parse_event(dict(row)) for row in rows]
 
 
-def _row(event: BehaviourEvent, now: datetime) -> list[Any]:
-    """The values of `_COLUMNS` (event fields, digest, ingested_at); event_id comes first."""
-    row: list[Any] = [getattr(event, name) for name in FIELD_NAMES]
-    row.append(event.digest())
-    row.append(now)
-    return row
+_COLUMNS = [*FIELD_NAMES, "digest", "ingested_at"]
 
 
-def _insert(connection: Connection, rows: list[list[Any]]) -> set[str]:
+def _sqlite_columns(table: pa.Table) -> list[list[Any]]:
+    """Each column as the values SQLAlchemy's SQLite types store (so reads round-trip):
+    instants as UTC text, dates as ISO text, booleans as 0/1."""
+    columns: list[list[Any]] = []
+    for name, kind in EVENT_FIELDS:
+        column = table.column(name)
+        if kind is FieldKind.TIMESTAMP:
+            column = utc_text(column)
+        elif kind is FieldKind.DATE:
+            column = column.cast(pa.string())
+        elif kind is FieldKind.BOOL:
+            column = column.cast(pa.int8())
+        columns.append(column.to_pylist())
+    columns.append(table.column("digest").to_pylist())
+    return columns
+
+
+def _insert(
+    connection: Connection, table: pa.Table, now: datetime, stored: dict[str, str]
+) -> set[str]:
     """SQLite: the transaction began with BEGIN IMMEDIATE, so no other writer can race us
-    between the look-up of stored ids and the insert; one `executemany` stores the rest."""
-    stored = set(_digests(connection, [row[0] for row in rows]))
-    new = [row for row in rows if row[0] not in stored]
+    between the look-up of stored ids and the insert; one `executemany` of plain tuples
+    stores the rest (`ON CONFLICT DO NOTHING` stays as a second guard)."""
+    columns = _sqlite_columns(table)
+    ingested_at = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    rows = list(zip(*columns, repeat(ingested_at), strict=False))
+    new = [row for row in rows if row[0] not in stored] if stored else rows
     names = ", ".join(f'"{name}"' for name in _COLUMNS)
     marks = ", ".join("?" for _ in _COLUMNS)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     cursor.executemany(
-        f"INSERT INTO behaviour_events ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-        [tuple(_sqlite_value(value) for value in row) for row in new],
+        f"INSERT INTO behaviour_events ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", new
     )
     return {row[0] for row in new}
 
 
-def _sqlite_value(value: Any) -> Any:
-    """The text SQLAlchemy's SQLite types store, so that reads through them round-trip."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
-
-
-_COLUMNS = [*FIELD_NAMES, "digest", "ingested_at"]
-
-
-def _copy_insert(connection: Connection, rows: list[list[Any]]) -> set[str]:
-    """COPY the batch into a temporary table, then insert the new ids in one statement."""
+def _copy_insert(connection: Connection, table: pa.Table, now: datetime) -> set[str]:
+    """COPY the batch (written as CSV by Arrow) into a temporary table, then insert the new
+    ids in one statement; `RETURNING` names the ids that were new."""
     names = ", ".join(f'"{name}"' for name in _COLUMNS)
     connection.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS behaviour_events_incoming "
         "(LIKE behaviour_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
+    stamped = table.select([*FIELD_NAMES, "digest"]).append_column(
+        "ingested_at", pa.array([now] * table.num_rows, type=pa.timestamp("us", tz="UTC"))
+    )
+    buffer = io.BytesIO()
+    pa_csv.write_csv(stamped, buffer, pa_csv.WriteOptions(include_header=False))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY behaviour_events_incoming ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([value.value if isinstance(value, StrEnum) else value for value in row])
+    with cursor.copy(f"COPY behaviour_events_incoming ({names}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(buffer.getbuffer())
     result = connection.exec_driver_sql(
         f"INSERT INTO behaviour_events ({names}) "
         f"SELECT DISTINCT ON (event_id) {names} FROM behaviour_events_incoming "

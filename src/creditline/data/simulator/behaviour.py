@@ -78,7 +78,7 @@ class MonthFrame:
         self.starts_on = add_months(config.start_on, month)
         self.days = calendar.monthrange(self.starts_on.year, self.starts_on.month)[1]
         self.rng = np.random.default_rng([config.seed, population.first, month, 7])
-        self.ids = pa.array(population.customer_ids())
+        self.ids = customer_id_array(population)
         self._serial = 0
 
     @property
@@ -157,9 +157,27 @@ class MonthFrame:
         return result
 
 
+def customer_id_array(population: Population) -> pa.Array:
+    """`Population.customer_ids()` as an Arrow array, built by Arrow (c + 9 digits)."""
+    numbers = np.arange(population.first, population.first + population.size, dtype=np.int64)
+    digits = pc.utf8_lpad(_as_text(numbers), width=9, padding="0")
+    return pc.binary_join_element_wise("c", digits, "")
+
+
+def _as_text(numbers: I64) -> pa.Array:
+    """Integers as decimal text (what `str(int)` gives), converted by Arrow, not numpy."""
+    return pa.array(numbers, type=pa.int64()).cast(pa.string())
+
+
 def _constant(text: str, size: int) -> pa.Array:
-    indices = pa.array(np.zeros(size, dtype=np.int8))
-    return pa.DictionaryArray.from_arrays(indices, pa.array([text])).cast(pa.string())
+    """`size` copies of `text`, written straight into an Arrow string array's buffers."""
+    data = text.encode()
+    offsets = np.arange(0, (size + 1) * len(data), len(data) or 1, dtype=np.int32)[: size + 1]
+    if not data:
+        offsets = np.zeros(size + 1, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), size, [None, pa.py_buffer(offsets), pa.py_buffer(data * size)]
+    )
 
 
 def _date_array(days_since_epoch: I64) -> pa.Array:
@@ -266,9 +284,7 @@ def bills_and_repayments(f: MonthFrame) -> list[pa.Table]:
     due_minor = np.rint(limit * utilisation).astype(np.int64)
     stated = f.instants(statement_day, size)
     due_day = f.start_day + statement_day + 20
-    product_ids = pc.binary_join_element_wise(
-        f.ids.take(pa.array(who)), pa.array(product.astype(str)), "-p"
-    )
+    product_ids = pc.binary_join_element_wise(f.ids.take(pa.array(who)), _as_text(product), "-p")
     bills = f.table(
         "bill",
         "bi",
@@ -387,11 +403,9 @@ def device_logins(f: MonthFrame) -> pa.Table:
     who = f.repeat(5.0 * p.activity + 1.0)
     size = len(who)
     device = rng.integers(0, p.devices[who])
-    device_ids = pc.binary_join_element_wise(
-        f.ids.take(pa.array(who)), pa.array(device.astype(str)), "-d"
-    )
+    device_ids = pc.binary_join_element_wise(f.ids.take(pa.array(who)), _as_text(device), "-d")
     shared = (p.ring_id[who] >= 0) & (rng.random(size) < 0.6)
-    ring_device = pa.array(np.char.add("ring-", p.ring_id[who].astype(str)))
+    ring_device = pc.binary_join_element_wise("ring-", _as_text(p.ring_id[who]), "")
     device_ids = pc.if_else(pa.array(shared), ring_device, device_ids)
     sim = rng.random(size) < _sigmoid(-5.0 - 0.6 * p.z[who] + 1.5 * p.in_ring[who])
     moved = rng.random(size) < 0.03

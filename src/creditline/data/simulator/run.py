@@ -27,7 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from creditline.data.adapters.arrow_schema import write_partitions
-from creditline.data.simulator.behaviour import SPRING_FESTIVAL, month_of_events
+from creditline.data.simulator.behaviour import (
+    SPRING_FESTIVAL,
+    customer_id_array,
+    month_of_events,
+)
 from creditline.data.simulator.population import (
     EDUCATIONS,
     OCCUPATIONS,
@@ -109,7 +113,7 @@ def customers_table(population: Population) -> pa.Table:
     ring = population.ring_id
     return pa.table(
         {
-            "customer_id": pa.array(population.customer_ids()),
+            "customer_id": customer_id_array(population),
             "age": pa.array(population.age),
             "occupation": pick(OCCUPATIONS, population.occupation),
             "education": pick(EDUCATIONS, population.education),
@@ -126,7 +130,7 @@ def customers_table(population: Population) -> pa.Table:
 def outcomes_table(population: Population, observation_on: date) -> pa.Table:
     return pa.table(
         {
-            "customer_id": pa.array(population.customer_ids()),
+            "customer_id": customer_id_array(population),
             "observation_on": pa.array([observation_on] * population.size, type=pa.date32()),
             "bad": pa.array(population.bad.astype(np.int8)),
             "pd": pa.array(population.pd),

@@ -1,0 +1,253 @@
+"""The batch (columnar) validation agrees with `parse_event`, the per-row oracle, row by row.
+
+For any batch of raw events, clean or broken in any of the ways a source breaks them
+(blank, padded or mistyped values, numbers as text or floats, naive instants, unknown
+fields, values out of range, fields the type does not allow), `validate_batch` must
+accept exactly the rows that `parse_event` accepts, store the same values (the same
+`BehaviourEvent`, the same digest) and refuse the others with the same issues. The
+expected values come from calling `parse_event` on each row on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from creditline.data.columnar import digests, validate_batch, validate_table
+from creditline.data.domain.events import EVENT_SCHEMAS, BehaviourEvent, EventType, parse_event
+from creditline.shared.errors import InvalidInputError
+from tests.unit.data.test_data_events import BASE, GOOD
+
+OFFSETS = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
+instants = st.builds(
+    lambda base, micros, tz: (base + timedelta(microseconds=micros)).astimezone(tz),
+    st.just(datetime(2026, 1, 1, tzinfo=UTC)),
+    st.integers(-(10**13), 10**13),
+    st.sampled_from(OFFSETS),
+)
+
+
+def _instant_variants(instant: datetime) -> st.SearchStrategy[object]:
+    return st.sampled_from(
+        [
+            instant,
+            instant.isoformat(),
+            instant.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            " " + instant.isoformat(),
+            instant.replace(tzinfo=None),
+            instant.replace(tzinfo=None).isoformat(),
+            instant.date().isoformat(),
+            "yesterday",
+            1_700_000_000,
+            "",
+        ]
+    )
+
+
+def _int_variants(current: object) -> st.SearchStrategy[object]:
+    value = current if isinstance(current, int) and not isinstance(current, bool) else 1_234
+    return st.sampled_from(
+        [
+            value,
+            str(value),
+            f" {value}",
+            f"+{value}",
+            f"0{value}",
+            float(value),
+            value + 0.5,
+            True,
+            "ten",
+            -value,
+            0,
+            "0",
+            10**12,
+            str(10**12),
+            2**70,
+            "",
+            None,
+        ]
+    )
+
+
+def _text_variants(value: str) -> st.SearchStrategy[object]:
+    return st.sampled_from(
+        [value, value.upper(), f" {value} ", "", "   ", "has space", "x" * 70, 7, None, "ok_1"]
+    )
+
+
+def _bool_variants(value: object) -> st.SearchStrategy[object]:
+    return st.sampled_from(
+        [
+            True,
+            False,
+            "true",
+            "false",
+            "FALSE",
+            "yes",
+            " yes",
+            "no",
+            "1",
+            "0",
+            1,
+            0,
+            2,
+            "maybe",
+            "",
+            None,
+        ]
+    )
+
+
+def _date_variants(value: object) -> st.SearchStrategy[object]:
+    return st.sampled_from(
+        [
+            date(2026, 2, 5),
+            "2026-02-05",
+            " 2026-02-05",
+            "20260205",
+            "2026-02-30",
+            datetime(2026, 2, 5, tzinfo=UTC),
+            "",
+            None,
+            45,
+        ]
+    )
+
+
+_VARIANTS: dict[str, Callable[[Any], st.SearchStrategy[object]]] = {
+    "amount_minor": _int_variants,
+    "amount_due_minor": _int_variants,
+    "credit_limit_minor": _int_variants,
+    "schema_version": lambda v: st.sampled_from([1, "1", 2, None, "", 1.0, "v1"]),
+    "is_sim_change": _bool_variants,
+    "is_real_name_verified": _bool_variants,
+    "due_on": _date_variants,
+    "currency": lambda v: st.sampled_from(["CNY", "cny", "USD", "", None, 1]),
+    "channel": lambda v: st.sampled_from(["qr_code", "online", "QR", "", None]),
+    "occupation": lambda v: st.sampled_from(["salaried", "student", "chef", "", None]),
+    "education": lambda v: st.sampled_from(["bachelor", "phd", "", None]),
+    "event_type": lambda v: st.sampled_from(
+        [v, v, v, "paymnt", f" {v}", "", None, "transfer", "balance"]
+    ),
+    "category": lambda v: st.sampled_from(["dining", "utility", "wealth", "Dining", "", None]),
+    "counterparty_id": lambda v: st.sampled_from(["cus-2", "cus-1", "", None, "bad id"]),
+}
+
+
+@st.composite
+def raw_events(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(list(EventType)))
+    raw: dict[str, Any] = {**BASE, "event_type": kind.value, **GOOD[kind]}
+    raw["event_id"] = f"evt-{draw(st.integers(0, 5))}"
+    raw["occurred_at"] = draw(instants)
+    # Mostly fields this type has (so that the changed value is what decides), sometimes any.
+    pool = sorted(EVENT_SCHEMAS[kind].allowed) if draw(st.booleans()) else sorted(_VARIANTS)
+    for name in draw(st.sets(st.sampled_from(pool), max_size=2)):
+        variants = _VARIANTS.get(name)
+        current = raw.get(name)
+        if name == "occurred_at":
+            raw[name] = draw(_instant_variants(draw(instants)))
+        elif variants is not None:
+            raw[name] = draw(variants(current))
+        else:
+            raw[name] = draw(_text_variants(str(current or "x-1")))
+    if draw(st.booleans()) and draw(st.booleans()):
+        raw[draw(st.sampled_from(["colour", "amount", "device_id"]))] = "red"
+    if draw(st.booleans()):
+        raw = {k: v for k, v in raw.items() if v is not None}
+    return raw
+
+
+def oracle(raw: dict[str, Any]) -> BehaviourEvent | InvalidInputError:
+    try:
+        return parse_event(raw)
+    except InvalidInputError as error:
+        return error
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(raw_events(), min_size=1, max_size=12))
+def test_the_batch_path_accepts_refuses_and_stores_like_parse_event(
+    raws: list[dict[str, Any]],
+) -> None:
+    expected = [oracle(raw) for raw in raws]
+
+    checked = validate_batch(raws)
+
+    accepted = [i for i, result in enumerate(expected) if isinstance(result, BehaviourEvent)]
+    assert list(checked.valid.positions) == accepted
+    assert checked.valid.events() == [expected[i] for i in accepted]
+    assert checked.valid.digests == [expected[i].digest() for i in accepted]  # type: ignore[union-attr]
+    assert [(i, error.issues) for i, error in checked.invalid] == [
+        (i, result.issues)
+        for i, result in enumerate(expected)
+        if isinstance(result, InvalidInputError)
+    ]
+
+
+def test_a_clean_batch_needs_no_row_by_row_check() -> None:
+    raws = [
+        {**BASE, "event_id": f"e-{kind.value}", "event_type": kind.value, **GOOD[kind]}
+        for kind in EventType
+    ]
+
+    checked = validate_batch(raws)
+
+    assert checked.invalid == ()
+    assert checked.valid.events() == [parse_event(raw) for raw in raws]
+
+
+def test_digests_are_the_events_own() -> None:
+    event = parse_event({**BASE, "event_type": "payment", **GOOD[EventType.PAYMENT]})
+    table = pa.Table.from_pylist([event.as_record()])
+    table = table.cast(validate_batch([]).valid.table.schema.remove(22))
+
+    assert digests(table).to_pylist() == [event.digest()]
+
+
+@st.composite
+def typed_rows(draw: st.DrawFn) -> dict[str, Any]:
+    """Rows as a Parquet file holds them: every value already of its column's type."""
+    kind = draw(st.sampled_from(list(EventType)))
+    raw = parse_event({**BASE, "event_type": kind.value, **GOOD[kind]}).as_record()
+    raw["event_id"] = f"evt-{draw(st.integers(0, 5))}"
+    raw["occurred_at"] = draw(instants)
+    for name in draw(st.sets(st.sampled_from(sorted(EVENT_SCHEMAS[kind].allowed)), max_size=2)):
+        if name in ("amount_minor", "amount_due_minor", "credit_limit_minor", "schema_version"):
+            raw[name] = draw(st.sampled_from([None, -1, 0, 1, 2, 10**12, 123_456]))
+        elif name in ("is_sim_change", "is_real_name_verified"):
+            raw[name] = draw(st.sampled_from([None, True, False]))
+        elif name == "due_on":
+            raw[name] = draw(st.sampled_from([None, date(2026, 2, 5)]))
+        elif name != "occurred_at":
+            raw[name] = draw(st.sampled_from([None, "", " x", "ok-1", "salaried", "CNY", "USD"]))
+    return raw
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(typed_rows(), min_size=1, max_size=12), st.booleans())
+def test_arrow_columns_are_validated_like_the_same_rows(
+    rows: list[dict[str, Any]], extra_column: bool
+) -> None:
+    table = pa.Table.from_pylist(rows, schema=validate_batch([]).valid.table.schema.remove(22))
+    if extra_column:
+        table = table.append_column("colour", pa.array(["red"] + [None] * (len(rows) - 1)))
+    records = table.to_pylist()
+    expected = [oracle(record) for record in records]
+
+    checked = validate_table(table)
+
+    accepted = [i for i, result in enumerate(expected) if isinstance(result, BehaviourEvent)]
+    assert list(checked.valid.positions) == accepted
+    assert checked.valid.events() == [expected[i] for i in accepted]
+    assert checked.valid.digests == [expected[i].digest() for i in accepted]  # type: ignore[union-attr]
+    assert [(i, error.issues) for i, error in checked.invalid] == [
+        (i, result.issues)
+        for i, result in enumerate(expected)
+        if isinstance(result, InvalidInputError)
+    ]
