@@ -55,8 +55,10 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Set up structlog and the standard library's logging once, at start-up.
 
     Standard-library records (uvicorn's, SQLAlchemy's) go through the same processors,
-    so every line is JSON and masked, whoever wrote it.
+    so every line is JSON and masked, whoever wrote it. `level` is a level name in any
+    case ("warning" or "WARNING"); events below it cost only a method call.
     """
+    level = level.upper()
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json

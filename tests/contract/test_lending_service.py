@@ -232,3 +232,55 @@ def test_the_journal_refuses_updates_and_deletes(new_uow: UowFactory, engine: En
             connection.execute(text(statement))
 
     assert service.trial_balance(new_uow()).nets_to_zero
+
+
+def test_a_line_saved_by_another_unit_of_work_keeps_every_history_row_once(
+    new_uow: UowFactory,
+) -> None:
+    """`save` appends only the changes not stored yet, whether or not it read the line."""
+    from creditline.lending.domain.credit_line import ReasonCode
+
+    open_line(new_uow)
+    with new_uow() as uow:  # read here, saved here: the repository knows what is stored
+        line = uow.lines.get("CL1", for_update=True)
+        assert line is not None
+        line.change_limit(Money.yuan("8000"), ReasonCode.PERIODIC_REVIEW, ON)
+        uow.lines.save(line)
+        uow.commit()
+    with new_uow() as reader:
+        read = reader.lines.get("CL1")
+    assert read is not None
+    read.change_status(LineStatus.FROZEN, ReasonCode.OVERDUE, ON + timedelta(days=1))
+    with new_uow() as writer:  # saved by a unit of work that never read it
+        writer.lines.save(read)
+        writer.commit()
+    with new_uow() as uow:
+        stored = uow.lines.get("CL1")
+    assert stored is not None
+    assert [(c.reason, c.limit, c.status) for c in stored.history] == [
+        (ReasonCode.OPENED, Money.yuan("10000"), LineStatus.ACTIVE),
+        (ReasonCode.PERIODIC_REVIEW, Money.yuan("8000"), LineStatus.ACTIVE),
+        (ReasonCode.OVERDUE, Money.yuan("8000"), LineStatus.FROZEN),
+    ]
+    assert stored.limit == Money.yuan("8000")
+    assert stored.status is LineStatus.FROZEN
+
+
+def test_many_loans_are_read_each_with_its_own_instalments(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    drawn = [draw(new_uow, f"k{n}", amount=str(1000 + n * 500)) for n in range(3)]
+    with new_uow() as uow:
+        listed = uow.loans.for_customer("C1")
+        one = uow.loans.get(drawn[1].loan_id)
+        by_key = uow.loans.find_by_request_key("k2")
+        missing = uow.loans.get("ln_none")
+    assert sorted(x.loan_id for x in listed) == sorted(x.loan_id for x in drawn)
+    for loan in listed:
+        original = next(x for x in drawn if x.loan_id == loan.loan_id)
+        assert loan.instalments == original.instalments
+        assert sum(i.principal_due for i in loan.instalments) == original.principal.minor_units
+    assert one is not None
+    assert one.instalments == drawn[1].instalments
+    assert by_key is not None
+    assert by_key[0].loan_id == drawn[2].loan_id
+    assert missing is None

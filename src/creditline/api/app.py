@@ -2,7 +2,9 @@
 
 The app is built at start-up from an already wired `Container` (see `bootstrap`); nothing
 is created at import time. `create_app()` with no argument reads `Settings` from the
-environment, which is what `uvicorn --factory creditline.api.app:create_app` uses.
+environment, which is what `uvicorn --factory creditline.api.app:create_app` uses; it then
+also sets up logging from those settings (`CREDITLINE_LOG_LEVEL`, `CREDITLINE_LOG_JSON`),
+since no CLI ran before it to do so. An app given a container leaves logging to its caller.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from creditline.api.problems import install_problem_handlers
 from creditline.api.routes import applications, customers, events, lending, system
 from creditline.bootstrap import Container, build_container
 from creditline.config import Settings
+from creditline.observability import configure_logging
 from creditline.storage import migrate
 
 
 def create_app(container: Container | None = None) -> FastAPI:
     owned = container is None
-    wired = container or build_container(Settings())
+    if container is None:
+        settings = Settings()
+        configure_logging(settings.log_level, json=settings.log_json)
+        wired = build_container(settings)
+    else:
+        wired = container
     if not migrate.is_up_to_date(wired.engine):
         raise RuntimeError("the database schema is not up to date: run `creditline db upgrade`")
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from creditline.api.deps import ContainerDep, IdempotencyKeyDep
+from creditline.api.responses import json_model
 from creditline.decisioning import service
 from creditline.decisioning.domain.decision import Decision
 from creditline.decisioning.domain.pipeline import Outcome
@@ -146,9 +147,8 @@ def apply(
     body: ApplicationIn,
     container: ContainerDep,
     key: IdempotencyKeyDep,
-    response: Response,
     _header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> ApplicationOut:
+) -> Response:
     """Decide an application; an approval opens the credit line in the same transaction."""
     wiring = container.decisioning()
     decision, _ = service.apply_for_credit(
@@ -162,15 +162,18 @@ def apply(
         requested_limit=_money(body.requested_limit, "requested_limit"),
         business_date=container.business_date(),
     )
-    response.headers["Location"] = f"/v1/applications/{decision.application_id}"
-    return ApplicationOut.of(decision)
+    return json_model(
+        ApplicationOut.of(decision),
+        status_code=201,
+        headers={"Location": f"/v1/applications/{decision.application_id}"},
+    )
 
 
 @router.get("/v1/applications/{application_id}", response_model=ApplicationDetailOut)
-def get_application(application_id: str, container: ContainerDep) -> ApplicationDetailOut:
+def get_application(application_id: str, container: ContainerDep) -> Response:
     """The stored decision with its full rule trace and any review."""
     decision = service.get_decision(container.decisioning().uow(), application_id)
-    return ApplicationDetailOut.of(decision)
+    return json_model(ApplicationDetailOut.of(decision))
 
 
 @router.get("/v1/reviews", response_model=list[ApplicationDetailOut])

@@ -12,9 +12,10 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
 from creditline.api.deps import ContainerDep, IdempotencyKeyDep
+from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
 from creditline.lending import service
 from creditline.lending.adapters.eod_sql import SqlEndOfDay
@@ -290,9 +291,12 @@ def _allocation(parts: dict[str, Money], currency: Currency) -> AllocationOut:
     )
 
 
+_LOANS = TypeAdapter(list[LoanOut])
+
+
 @router.get("/v1/credit-lines/{line_id}", response_model=LineOut)
-def get_credit_line(line_id: str, container: ContainerDep) -> LineOut:
-    return line_out(service.get_line(lending_uow(container), line_id))
+def get_credit_line(line_id: str, container: ContainerDep) -> Response:
+    return json_model(line_out(service.get_line(lending_uow(container), line_id)))
 
 
 @router.get("/v1/credit-lines/{line_id}/quote", response_model=QuoteOut)
@@ -302,7 +306,7 @@ def quote_draw(
     amount: Annotated[StrictStr, Query(description="yuan, a decimal string")],
     term_months: Annotated[int, Query(description="3, 6 or 12")],
     repayment_method: Annotated[MethodName, Query()],
-) -> QuoteOut:
+) -> Response:
     """The schedule, total interest and APR of a draw made today; nothing is lent."""
     today = container.business_date()
     found = service.quote(
@@ -314,7 +318,7 @@ def quote_draw(
         on=today,
     )
     interest = found.schedule.total_interest
-    return QuoteOut(
+    quoted = QuoteOut(
         amount=found.amount.to_str(),
         term_months=found.term_months,
         repayment_method=found.method.value,
@@ -323,6 +327,7 @@ def quote_draw(
         pricing=_pricing(found.terms, found.schedule, found.amount, today),
         schedule=_schedule_of(found.schedule),
     )
+    return json_model(quoted)
 
 
 @router.post("/v1/credit-lines/{line_id}/draws", status_code=201, response_model=LoanOut)
@@ -331,9 +336,8 @@ def draw(
     body: DrawIn,
     container: ContainerDep,
     key: IdempotencyKeyDep,
-    response: Response,
     _header: IdempotencyHeader = None,
-) -> LoanOut:
+) -> Response:
     """Lend against the line: 201 with the loan and its schedule."""
     loan = service.draw(
         lending_uow(container),
@@ -344,18 +348,20 @@ def draw(
         method=RepaymentMethod(body.repayment_method),
         on=container.business_date(),
     )
-    response.headers["Location"] = f"/v1/loans/{loan.loan_id}"
-    return loan_out(loan)
+    return json_model(
+        loan_out(loan), status_code=201, headers={"Location": f"/v1/loans/{loan.loan_id}"}
+    )
 
 
 @router.get("/v1/loans/{loan_id}", response_model=LoanOut)
-def get_loan(loan_id: str, container: ContainerDep) -> LoanOut:
-    return loan_out(service.get_loan(lending_uow(container), loan_id))
+def get_loan(loan_id: str, container: ContainerDep) -> Response:
+    return json_model(loan_out(service.get_loan(lending_uow(container), loan_id)))
 
 
 @router.get("/v1/customers/{customer_id}/loans", response_model=list[LoanOut])
-def customer_loans(customer_id: str, container: ContainerDep) -> list[LoanOut]:
-    return [loan_out(x) for x in service.loans_for_customer(lending_uow(container), customer_id)]
+def customer_loans(customer_id: str, container: ContainerDep) -> Response:
+    found = service.loans_for_customer(lending_uow(container), customer_id)
+    return json_models(_LOANS, [loan_out(x) for x in found])
 
 
 @router.post("/v1/loans/{loan_id}/repayments", status_code=201, response_model=RepaymentOut)
@@ -365,7 +371,7 @@ def repay(
     container: ContainerDep,
     key: IdempotencyKeyDep,
     _header: IdempotencyHeader = None,
-) -> RepaymentOut:
+) -> Response:
     """Apply a repayment; the answer is its allocation. Overpayment is refused (422)."""
     result = service.repay(
         lending_uow(container),
@@ -376,7 +382,7 @@ def repay(
     )
     allocation = result.allocation
     parts = {component.value: money for component, money in allocation.parts}
-    return RepaymentOut(
+    paid = RepaymentOut(
         repayment_id=result.repayment_id,
         loan_id=loan_id,
         amount=allocation.amount.to_str(),
@@ -385,18 +391,24 @@ def repay(
         loan_status=result.loan.status.value,
         principal_outstanding=result.loan.principal_outstanding.to_str(),
     )
+    return json_model(paid, status_code=201)
 
 
 @router.get("/v1/loans/{loan_id}/payoff-quote", response_model=PayoffOut)
-def payoff_quote(loan_id: str, container: ContainerDep) -> PayoffOut:
+def payoff_quote(loan_id: str, container: ContainerDep) -> Response:
     """Today's full payoff: principal, interest for the days used, and any penalty."""
     today = container.business_date()
     owed = service.payoff_quote(lending_uow(container), loan_id=loan_id, on=today)
     currency = next(iter(owed.values())).currency
     total = sum(owed.values(), Money.zero(currency))
     parts = {component.value: money for component, money in owed.items()}
-    return PayoffOut(
-        loan_id=loan_id, as_of=today, amount=total.to_str(), breakdown=_allocation(parts, currency)
+    return json_model(
+        PayoffOut(
+            loan_id=loan_id,
+            as_of=today,
+            amount=total.to_str(),
+            breakdown=_allocation(parts, currency),
+        )
     )
 
 

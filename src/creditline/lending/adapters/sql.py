@@ -3,16 +3,25 @@
 `get(..., for_update=True)` is `SELECT … FOR UPDATE` on PostgreSQL, which serialises draws
 on one line; on SQLite every transaction already starts with `BEGIN IMMEDIATE`, which
 serialises all writers. Journal rows are only ever inserted.
+
+Each read is one statement, because on the HTTP path round trips to the database are most
+of a request's time: a line is read together with its history (an outer join; the row
+lock is taken on the line only, `FOR UPDATE OF`), a loan together with its instalments,
+and a saved loan's instalments are updated in one batched statement. The statements on
+the draw and repayment path are built once, at import, and executed with their values as
+parameters: building a statement per call (`insert(t).values(**row)`) made SQLAlchemy
+coerce every value and compute the statement's cache key anew, a large share of a
+request's CPU time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import Select, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,52 +53,66 @@ from creditline.storage.uow import SqlAlchemyUnitOfWork
 OPEN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
 
 
+#: A line's history columns, renamed so that they sit beside the line's own in one row.
+_HISTORY = (
+    line_changes.c.change_id.label("h_change_id"),
+    line_changes.c.changed_on.label("h_changed_on"),
+    line_changes.c.reason.label("h_reason"),
+    line_changes.c.limit_minor.label("h_limit_minor"),
+    line_changes.c.status.label("h_status"),
+)
+_LINE = (
+    select(credit_lines, *_HISTORY)
+    .select_from(
+        credit_lines.outerjoin(line_changes, line_changes.c.line_id == credit_lines.c.line_id)
+    )
+    .where(credit_lines.c.line_id == bindparam("key_line_id"))
+    .order_by(line_changes.c.change_id)
+)
+_LINE_FOR_UPDATE = _LINE.with_for_update(of=credit_lines)
+_INSERT_LINE = insert(credit_lines)
+_UPDATE_LINE = update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
+
+
 class SqlCreditLineRepository:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+        # How many history rows each line read or added here has in storage, so that
+        # `save` appends only the new ones without counting them again.
+        self._stored_history: dict[str, int] = {}
 
     def add(self, line: CreditLine) -> None:
         self._session.execute(
-            insert(credit_lines).values(
-                line_id=line.line_id,
-                customer_id=line.customer_id,
-                currency=line.limit.currency.value,
-                daily_rate=str(line.daily_rate),
-                opened_on=line.opened_on,
-                created_at=self._clock.now(),
+            _INSERT_LINE,
+            {
+                "line_id": line.line_id,
+                "customer_id": line.customer_id,
+                "currency": line.limit.currency.value,
+                "daily_rate": str(line.daily_rate),
+                "opened_on": line.opened_on,
+                "created_at": self._clock.now(),
                 **_line_values(line),
-            )
+            },
         )
         self._append_history(line, stored=0)
 
     def get(self, line_id: str, *, for_update: bool = False) -> CreditLine | None:
-        query = select(credit_lines).where(credit_lines.c.line_id == line_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self._session.execute(query).mappings().one_or_none()
-        if row is None:
+        query = _LINE_FOR_UPDATE if for_update else _LINE
+        rows = self._session.execute(query, {"key_line_id": line_id}).mappings().all()
+        if not rows:
             return None
-        history = (
-            self._session.execute(
-                select(line_changes)
-                .where(line_changes.c.line_id == line_id)
-                .order_by(line_changes.c.change_id)
-            )
-            .mappings()
-            .all()
-        )
-        return _to_line(row, history)
+        history = [row for row in rows if row["h_change_id"] is not None]
+        self._stored_history[line_id] = len(history)
+        return _to_line(rows[0], history)
 
     def save(self, line: CreditLine) -> None:
-        self._session.execute(
-            update(credit_lines)
-            .where(credit_lines.c.line_id == line.line_id)
-            .values(**_line_values(line))
-        )
-        stored = self._session.execute(
-            select(func.count()).where(line_changes.c.line_id == line.line_id)
-        ).scalar_one()
+        self._session.execute(_UPDATE_LINE, {"key_line_id": line.line_id, **_line_values(line)})
+        stored = self._stored_history.get(line.line_id)
+        if stored is None:  # not read through this repository: ask the database
+            stored = self._session.execute(
+                select(func.count()).where(line_changes.c.line_id == line.line_id)
+            ).scalar_one()
         self._append_history(line, stored)
 
     def _append_history(self, line: CreditLine, stored: int) -> None:
@@ -108,6 +131,7 @@ class SqlCreditLineRepository:
                     for change in new
                 ],
             )
+        self._stored_history[line.line_id] = len(line.history)
 
 
 def _line_values(line: CreditLine) -> dict[str, Any]:
@@ -138,10 +162,10 @@ def _to_line(row: RowMapping, history: Sequence[RowMapping]) -> CreditLine:
         open_draws=row["open_draws"],
         history=[
             LineChange(
-                h["changed_on"],
-                ReasonCode(h["reason"]),
-                Money(h["limit_minor"], currency),
-                LineStatus(h["status"]),
+                h["h_changed_on"],
+                ReasonCode(h["h_reason"]),
+                Money(h["h_limit_minor"], currency),
+                LineStatus(h["h_status"]),
             )
             for h in history
         ],
@@ -156,58 +180,47 @@ class SqlLoanRepository:
     def add(self, loan: Loan, *, request_key: str, fingerprint: str) -> None:
         terms = loan.terms
         self._session.execute(
-            insert(loans).values(
-                loan_id=loan.loan_id,
-                line_id=loan.line_id,
-                customer_id=loan.customer_id,
-                request_key=request_key,
-                fingerprint=fingerprint,
-                currency=loan.currency.value,
-                principal_minor=loan.principal.minor_units,
-                daily_rate=str(terms.daily_rate),
-                day_count=terms.day_count.value,
-                rounding=terms.rounding.value,
-                penalty_multiplier=str(terms.penalty_multiplier),
-                grace_days=terms.grace_days,
-                write_off_days=terms.write_off_days,
-                allocation={s.value: [c.value for c in o] for s, o in terms.allocation.items()},
-                method=loan.method.value,
-                term_months=loan.term_months,
-                drawn_on=loan.drawn_on,
-                created_at=self._clock.now(),
+            _INSERT_LOAN,
+            {
+                "loan_id": loan.loan_id,
+                "line_id": loan.line_id,
+                "customer_id": loan.customer_id,
+                "request_key": request_key,
+                "fingerprint": fingerprint,
+                "currency": loan.currency.value,
+                "principal_minor": loan.principal.minor_units,
+                "daily_rate": str(terms.daily_rate),
+                "day_count": terms.day_count.value,
+                "rounding": terms.rounding.value,
+                "penalty_multiplier": str(terms.penalty_multiplier),
+                "grace_days": terms.grace_days,
+                "write_off_days": terms.write_off_days,
+                "allocation": {s.value: [c.value for c in o] for s, o in terms.allocation.items()},
+                "method": loan.method.value,
+                "term_months": loan.term_months,
+                "drawn_on": loan.drawn_on,
+                "created_at": self._clock.now(),
                 **_loan_values(loan),
-            )
+            },
         )
-        self._session.execute(insert(instalments), _instalment_rows(loan, with_terms=True))
+        self._session.execute(_INSERT_INSTALMENTS, _instalment_rows(loan, with_terms=True))
 
     def get(self, loan_id: str) -> Loan | None:
-        row = (
-            self._session.execute(select(loans).where(loans.c.loan_id == loan_id))
-            .mappings()
-            .one_or_none()
-        )
-        return None if row is None else self._load(row)
+        found = self._load(_LOAN_BY_ID, {"key": loan_id})
+        return found[0][0] if found else None
 
     def find_by_request_key(self, request_key: str) -> tuple[Loan, str] | None:
-        row = (
-            self._session.execute(select(loans).where(loans.c.request_key == request_key))
-            .mappings()
-            .one_or_none()
-        )
-        return None if row is None else (self._load(row), row["fingerprint"])
+        found = self._load(_LOAN_BY_REQUEST_KEY, {"key": request_key})
+        return None if not found else found[0]
 
     def save(self, loan: Loan) -> None:
-        self._session.execute(
-            update(loans).where(loans.c.loan_id == loan.loan_id).values(**_loan_values(loan))
-        )
-        for values in _instalment_rows(loan, with_terms=False):
-            number = values.pop("number")
-            values.pop("loan_id")
-            self._session.execute(
-                update(instalments)
-                .where(and_(instalments.c.loan_id == loan.loan_id, instalments.c.number == number))
-                .values(**values)
-            )
+        self._session.execute(_UPDATE_LOAN, {"key_loan_id": loan.loan_id, **_loan_values(loan)})
+        rows = _instalment_rows(loan, with_terms=False)
+        for values in rows:
+            values["key_loan_id"] = values.pop("loan_id")
+            values["key_number"] = values.pop("number")
+        # One statement with many parameter sets (psycopg pipelines them).
+        self._session.execute(_UPDATE_INSTALMENT, rows)
 
     def for_customer(self, customer_id: str) -> list[Loan]:
         return self._many(loans.c.customer_id == customer_id)
@@ -230,6 +243,7 @@ class SqlLoanRepository:
         return LoanRecordTotals(int(row[0]), int(row[1]), int(row[2]))
 
     def _many(self, condition: Any) -> list[Loan]:
+        """Loans in the order drawn, then all their instalments in a second statement."""
         rows = (
             self._session.execute(
                 select(loans).where(condition).order_by(loans.c.drawn_on, loans.c.created_at)
@@ -237,19 +251,80 @@ class SqlLoanRepository:
             .mappings()
             .all()
         )
-        return [self._load(row) for row in rows]
+        if not rows:
+            return []
+        by_loan: dict[str, list[Mapping[str, Any]]] = {row["loan_id"]: [] for row in rows}
+        found = self._session.execute(
+            select(instalments.c.loan_id, *_INSTALMENTS)
+            .where(instalments.c.loan_id.in_(list(by_loan)))
+            .order_by(instalments.c.loan_id, instalments.c.number)
+        ).mappings()
+        for row in found:
+            by_loan[row["loan_id"]].append(_instalment_of(row))
+        return [_to_loan(row, by_loan[row["loan_id"]]) for row in rows]
 
-    def _load(self, row: RowMapping) -> Loan:
-        found = (
-            self._session.execute(
-                select(instalments)
-                .where(instalments.c.loan_id == row["loan_id"])
-                .order_by(instalments.c.number)
-            )
-            .mappings()
-            .all()
-        )
-        return _to_loan(row, found)
+    def _load(self, query: Select[Any], params: dict[str, Any]) -> list[tuple[Loan, str]]:
+        """Loans with their instalments (one row per instalment), and each one's fingerprint."""
+        rows = self._session.execute(query, params).mappings().all()
+        return [
+            (_to_loan(group[0], [_instalment_of(r) for r in group]), group[0]["fingerprint"])
+            for group in _grouped(rows)
+        ]
+
+
+#: The instalment columns a loan is built from, renamed to sit beside the loan's own.
+_INSTALMENT_FIELDS = (
+    "number",
+    "due_on",
+    "period_days",
+    "principal_due_minor",
+    "interest_due_minor",
+    "interest_accrued_minor",
+    "principal_paid_minor",
+    "interest_paid_minor",
+    "penalty_units",
+    "penalty_accrued_minor",
+    "penalty_paid_minor",
+)
+_INSTALMENTS = tuple(instalments.c[name].label(f"i_{name}") for name in _INSTALMENT_FIELDS)
+
+_INSERT_LOAN = insert(loans)
+_INSERT_INSTALMENTS = insert(instalments)
+_UPDATE_LOAN = update(loans).where(loans.c.loan_id == bindparam("key_loan_id"))
+_UPDATE_INSTALMENT = (
+    update(instalments)
+    .where(instalments.c.loan_id == bindparam("key_loan_id"))
+    .where(instalments.c.number == bindparam("key_number"))
+)
+
+
+def _loan_query(condition: Any) -> Select[Any]:
+    """One loan (the condition names a unique key) joined to its instalments, in order."""
+    return (
+        select(loans, *_INSTALMENTS)
+        .select_from(loans.join(instalments, instalments.c.loan_id == loans.c.loan_id))
+        .where(condition)
+        .order_by(loans.c.loan_id, instalments.c.number)
+    )
+
+
+_LOAN_BY_ID = _loan_query(loans.c.loan_id == bindparam("key"))
+_LOAN_BY_REQUEST_KEY = _loan_query(loans.c.request_key == bindparam("key"))
+
+
+def _grouped(rows: Iterable[RowMapping]) -> list[list[RowMapping]]:
+    """Consecutive rows of the same loan, in order."""
+    groups: list[list[RowMapping]] = []
+    for row in rows:
+        if groups and groups[-1][0]["loan_id"] == row["loan_id"]:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
+def _instalment_of(row: RowMapping) -> dict[str, Any]:
+    return {name: row[f"i_{name}"] for name in _INSTALMENT_FIELDS}
 
 
 def _loan_values(loan: Loan) -> dict[str, Any]:
@@ -311,7 +386,7 @@ def _instalment_rows(loan: Loan, *, with_terms: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def _to_loan(row: RowMapping, rows: Sequence[RowMapping]) -> Loan:
+def _to_loan(row: RowMapping, rows: Sequence[Mapping[str, Any]]) -> Loan:
     currency = Currency(row["currency"])
     terms = LoanTerms(
         daily_rate=Decimal(row["daily_rate"]),
@@ -359,19 +434,19 @@ def _to_loan(row: RowMapping, rows: Sequence[RowMapping]) -> Loan:
     )
 
 
+_REPAYMENT = select(repayments).where(repayments.c.repayment_id == bindparam("key"))
+_INSERT_REPAYMENT = insert(repayments)
+_INSERT_ENTRY = insert(journal_entries)
+_INSERT_POSTINGS = insert(journal_postings)
+
+
 class SqlRepaymentRepository:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
 
     def get(self, repayment_id: str) -> StoredRepayment | None:
-        row = (
-            self._session.execute(
-                select(repayments).where(repayments.c.repayment_id == repayment_id)
-            )
-            .mappings()
-            .one_or_none()
-        )
+        row = self._session.execute(_REPAYMENT, {"key": repayment_id}).mappings().one_or_none()
         if row is None:
             return None
         currency = Currency(row["currency"])
@@ -386,17 +461,18 @@ class SqlRepaymentRepository:
     def add(self, repayment: StoredRepayment, entry_id: str) -> None:
         allocation = repayment.allocation
         self._session.execute(
-            insert(repayments).values(
-                repayment_id=repayment.repayment_id,
-                loan_id=repayment.loan_id,
-                fingerprint=repayment.fingerprint,
-                amount_minor=allocation.amount.minor_units,
-                currency=allocation.amount.currency.value,
-                paid_on=repayment.paid_on,
-                allocation=[[c.value, m.minor_units] for c, m in allocation.parts],
-                entry_id=entry_id,
-                created_at=self._clock.now(),
-            )
+            _INSERT_REPAYMENT,
+            {
+                "repayment_id": repayment.repayment_id,
+                "loan_id": repayment.loan_id,
+                "fingerprint": repayment.fingerprint,
+                "amount_minor": allocation.amount.minor_units,
+                "currency": allocation.amount.currency.value,
+                "paid_on": repayment.paid_on,
+                "allocation": [[c.value, m.minor_units] for c, m in allocation.parts],
+                "entry_id": entry_id,
+                "created_at": self._clock.now(),
+            },
         )
 
 
@@ -407,17 +483,18 @@ class SqlJournalRepository:
 
     def add(self, entry: JournalEntry) -> None:
         self._session.execute(
-            insert(journal_entries).values(
-                entry_id=entry.entry_id,
-                effective_on=entry.effective_on,
-                kind=entry.kind,
-                memo=entry.memo[:300],
-                loan_id=entry.loan_id,
-                created_at=self._clock.now(),
-            )
+            _INSERT_ENTRY,
+            {
+                "entry_id": entry.entry_id,
+                "effective_on": entry.effective_on,
+                "kind": entry.kind,
+                "memo": entry.memo[:300],
+                "loan_id": entry.loan_id,
+                "created_at": self._clock.now(),
+            },
         )
         self._session.execute(
-            insert(journal_postings),
+            _INSERT_POSTINGS,
             [
                 {
                     "entry_id": entry.entry_id,
