@@ -2,6 +2,10 @@
 
 A new database starts on the configured initial date (or today in China time, read from
 the `Clock` once); after that, only `advance_to` changes it, and never backwards.
+
+Every draw, repayment and decision reads it, so on PostgreSQL the read is one statement in
+autocommit (no BEGIN/COMMIT round trips). Two first requests on a new database may both
+find no row: the loser of the insert reads the winner's date instead of failing.
 """
 
 from __future__ import annotations
@@ -9,12 +13,14 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from creditline.shared.clock import Clock, local_date
 from creditline.shared.errors import ConflictError
 from creditline.storage.tables import business_date
 
 _ROW = 1
+_READ = select(business_date.c.business_date).where(business_date.c.id == _ROW)
 
 
 class SqlBusinessDateStore:
@@ -24,10 +30,21 @@ class SqlBusinessDateStore:
         self._initial = initial
 
     def get(self) -> date:
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as connection:
+                autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+                found = autocommit.execute(_READ).scalar_one_or_none()
+            if isinstance(found, date):
+                return found
+        try:
+            return self._read_or_start()
+        except IntegrityError:
+            # Another request started the date first; its date is the one that holds.
+            return self._read_or_start()
+
+    def _read_or_start(self) -> date:
         with self._engine.begin() as connection:
-            found = connection.execute(
-                select(business_date.c.business_date).where(business_date.c.id == _ROW)
-            ).scalar_one_or_none()
+            found = connection.execute(_READ).scalar_one_or_none()
             if isinstance(found, date):
                 return found
             start = self._initial or local_date(self._clock.now())

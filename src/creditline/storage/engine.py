@@ -22,7 +22,9 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A worker's thread pool runs up to 40 requests at once; 20 + 20 connections keep them
+    # from queueing for a connection or opening and closing overflow ones at full load.
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
 def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:

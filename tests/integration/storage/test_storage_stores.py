@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -19,6 +21,25 @@ def test_a_new_database_starts_on_the_clocks_china_date(engine: Engine) -> None:
     clock = FixedClock(datetime(2026, 1, 15, 17, tzinfo=UTC))  # 01:00 on the 16th in Beijing
 
     assert SqlBusinessDateStore(engine, clock).get() == date(2026, 1, 16)
+
+
+def test_first_requests_racing_on_a_new_database_agree_on_its_date(engine: Engine) -> None:
+    # Both threads find no row and both insert one; the loser must read the winner's date.
+    stores = [
+        SqlBusinessDateStore(engine, FixedClock(NOW), initial=date(2026, 3, day))
+        for day in (1, 2, 3, 4, 5, 6, 7, 8)
+    ]
+    start = threading.Barrier(len(stores))
+
+    def first_read(store: SqlBusinessDateStore) -> date:
+        start.wait()
+        return store.get()
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        seen = list(pool.map(first_read, stores))
+
+    assert len(set(seen)) == 1
+    assert seen[0] == stores[0].get()
 
 
 def test_the_business_date_moves_forward_only(engine: Engine) -> None:
