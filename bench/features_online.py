@@ -2,22 +2,32 @@
 
     .venv/bin/python bench/features_online.py --customers 2000 --reads 5000
     .venv/bin/python bench/features_online.py --customers 2000 --redis redis://127.0.0.1:6379/15
+    .venv/bin/python bench/features_online.py --customers 2000 --redis URL --background
 
 Events come from the behaviour-data simulator (12 months); they are folded into the
 in-process store (and into Redis with `--redis`) in batches of 1,000, as ingestion would
 hand them over, then random customers' full feature vectors are read as of the day after
 the simulated window. Prints events/s for updates and read latency percentiles.
+
+With `--background`, the Redis reads are measured a second time while another process
+keeps writing: it folds the same events, in batches of 1,000, as fast as it can or at
+`--background-rate` events/s, into a second store on the same Redis (its own prefix, so
+the vectors being read do not change under the measurement). Its rate is printed beside
+the latencies.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import random
 import statistics
 import time
 import uuid
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 try:
     from bench.features_batch import population
@@ -32,26 +42,69 @@ from creditline.features.ports import OnlineFeatureStore
 BATCH = 1_000
 
 
-def feed(store: OnlineFeatureStore, events: list[FeatureEvent]) -> float:
-    """Events per second folded into `store`, in batches of `BATCH`."""
-    started = time.perf_counter()
+def cpu_seconds(store: OnlineFeatureStore) -> float:
+    """CPU used so far by this process plus, for Redis, by the Redis server.
+
+    On a shared, loaded machine wall-clock figures mostly measure the wait for a core;
+    CPU per event or per read is the steadier measure of the work done (the server's
+    figure includes whatever else uses the same Redis meanwhile).
+    """
+    used = time.process_time()
+    client = getattr(store, "client", None)
+    if client is not None:
+        info = client.info("cpu")
+        used += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return used
+
+
+def feed(store: OnlineFeatureStore, events: list[FeatureEvent]) -> tuple[float, float]:
+    """Events per second folded into `store` in batches of `BATCH`, and CPU µs per event."""
+    started, cpu = time.perf_counter(), cpu_seconds(store)
     iterator = iter(events)
     while batch := list(islice(iterator, BATCH)):
         store.apply(batch)
-    return len(events) / (time.perf_counter() - started)
+    elapsed, used = time.perf_counter() - started, cpu_seconds(store) - cpu
+    return len(events) / elapsed, used / len(events) * 1e6
 
 
 def read_latencies(
     store: OnlineFeatureStore, customers: list[str], reads: int, as_of: object
-) -> list[float]:
+) -> tuple[list[float], float]:
+    """Milliseconds per read, and CPU µs per read (client and server)."""
     rng = random.Random(7)
     timings = []
+    cpu = cpu_seconds(store)
     for _ in range(reads):
         customer = rng.choice(customers)
         started = time.perf_counter()
         store.read(customer, as_of)  # type: ignore[arg-type]
         timings.append((time.perf_counter() - started) * 1_000)
-    return timings
+    return timings, (cpu_seconds(store) - cpu) / reads * 1e6
+
+
+def background_writer(url: str, folder: Path, stop: Any, rate: Any, target: float) -> None:
+    """Write the population into a store of its own, again and again, until `stop` is set,
+    at `target` events per second (0: as fast as it can)."""
+    import redis
+
+    from creditline.features.adapters.redis_store import RedisFeatureStore
+
+    events = list(read_events(folder))
+    store = RedisFeatureStore(redis.Redis.from_url(url), prefix=f"bench-bg-{uuid.uuid4().hex[:8]}")
+    written, started = 0, time.perf_counter()
+    try:
+        while not stop.is_set():
+            store.clear()
+            iterator = iter(events)
+            while not stop.is_set() and (batch := list(islice(iterator, BATCH))):
+                written += store.apply(batch)
+                if target > 0:
+                    ahead = written / target - (time.perf_counter() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                rate.value = written / (time.perf_counter() - started)
+    finally:
+        store.clear()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -65,6 +118,15 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--reads", type=int, default=5_000)
     parser.add_argument("--redis", default=None, help="Also benchmark Redis at this URL.")
+    parser.add_argument(
+        "--background", action="store_true", help="Also read Redis under a concurrent writer."
+    )
+    parser.add_argument(
+        "--background-rate",
+        type=float,
+        default=0.0,
+        help="Events/s the background writer aims at (default 0: as fast as it can).",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/creditline-bench-features"))
     args = parser.parse_args()
 
@@ -83,17 +145,43 @@ def main() -> None:
         stores.append(("redis", redis_store))
         cleanup = redis_store.clear
     print(f"{len(events):,} events for {args.customers:,} customers × {args.months} months")
-    print(f"{'store':>10} {'update ev/s':>12} {'read p50 ms':>12} {'p99 ms':>8} {'max ms':>8}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    print(
+        f"{'store':>10} {'update ev/s':>12} {'cpu us/ev':>10} {'read p50 ms':>12} {'p99 ms':>8}"
+        f" {'max ms':>8} {'cpu us/read':>12}"
+    )
     try:
         for name, store in stores:
-            rate = feed(store, events)
+            rate, cpu_per_event = feed(store, events)
             customers = store.customers()
             read_latencies(store, customers, 200, as_of)  # warm up
-            timings = read_latencies(store, customers, args.reads, as_of)
+            timings, cpu_per_read = read_latencies(store, customers, args.reads, as_of)
             print(
-                f"{name:>10} {rate:>12,.0f} {statistics.median(timings):>12.3f}"
-                f" {percentile(timings, 0.99):>8.3f} {max(timings):>8.3f}"
+                f"{name:>10} {rate:>12,.0f} {cpu_per_event:>10.1f}"
+                f" {statistics.median(timings):>12.3f} {percentile(timings, 0.99):>8.3f}"
+                f" {max(timings):>8.3f} {cpu_per_read:>12.1f}"
             )
+            if name == "redis" and args.background:
+                context = multiprocessing.get_context("spawn")
+                stop, written = context.Event(), context.Value("d", 0.0)
+                writer = context.Process(
+                    target=background_writer,
+                    args=(args.redis, folder, stop, written, args.background_rate),
+                )
+                writer.start()
+                try:
+                    while written.value == 0.0 and writer.is_alive():
+                        time.sleep(0.1)  # let the writer load its events and start
+                    timings, _ = read_latencies(store, customers, args.reads, as_of)
+                finally:
+                    stop.set()
+                    writer.join()
+                print(
+                    f"{'redis+bg':>10} {written.value:>12,.0f} {'':>10}"
+                    f" {statistics.median(timings):>12.3f} {percentile(timings, 0.99):>8.3f}"
+                    f" {max(timings):>8.3f}   (update ev/s: the background writer's)"
+                )
+            print(f"  (load average now {os.getloadavg()[0]:.2f})")
     finally:
         if cleanup is not None:
             cleanup()

@@ -57,14 +57,14 @@ def list_features(
     out.print(table)
 
 
-def _engine(name: EngineName) -> BatchEngine:
+def _engine(name: EngineName, threads: int | None, memory_limit: str | None) -> BatchEngine:
     if name is EngineName.SPARK:
         from creditline.features.adapters.spark_engine import SparkEngine
 
         return SparkEngine()
     from creditline.features.adapters.duckdb_engine import DuckDbEngine
 
-    return DuckDbEngine()
+    return DuckDbEngine(threads=threads, memory_limit=memory_limit)
 
 
 @app.command("build")
@@ -77,9 +77,15 @@ def build(
     ],
     out_file: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv")],
     engine: Annotated[EngineName, typer.Option(help="Batch engine.")] = EngineName.DUCKDB,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="DuckDB worker threads (default: one per core).")
+    ] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB (default: 80% of RAM).")
+    ] = None,
 ) -> None:
     """Compute every feature for every customer as of a date and write one row each."""
-    chosen = _engine(engine)
+    chosen = _engine(engine, threads, memory_limit)
     on: date = as_of.date()
     with Progress(
         TextColumn(f"[bold]features {engine.value}[/bold] as of {on}"),

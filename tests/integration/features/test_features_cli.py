@@ -64,3 +64,17 @@ def test_build_with_missing_events_exits_2_and_names_the_option(tmp_path: Path) 
 
     assert result.exit_code == 2
     assert "--events" in result.output
+
+
+def test_build_takes_duckdb_threads_and_memory_limit(tmp_path: Path) -> None:
+    events = write_parquet(history(), tmp_path / "events" / "part.parquet")
+    out = tmp_path / "features.parquet"
+    arguments = ["features", "build", "--as-of", AS_OF.isoformat(), "--events", str(events)]
+
+    result = runner.invoke(
+        app, [*arguments, "--out", str(out), "--threads", "1", "--memory-limit", "512MB"]
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = {row["customer_id"]: row for row in pq.read_table(out).to_pylist()}
+    assert rows["A"]["payment_amount_30d"] == EXPECTED_A["payment_amount_30d"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -66,6 +67,7 @@ def test_reads_between_compactions_see_every_event(store: RedisFeatureStore) -> 
 
 def test_compacting_twice_folds_nothing_twice(store: RedisFeatureStore) -> None:
     store.apply(history())
+    store.apply(payments(COMPACT_AT - 1))  # fewer than trigger a compaction: all pending
     before = store.read("A", AS_OF)
 
     first, second = store.compact("A"), store.compact("A")
@@ -73,3 +75,47 @@ def test_compacting_twice_folds_nothing_twice(store: RedisFeatureStore) -> None:
     assert first > 0
     assert second == 0
     assert store.read("A", AS_OF) == before
+
+
+def test_writers_compacting_the_same_customers_at_once_lose_and_repeat_nothing(
+    store: RedisFeatureStore,
+) -> None:
+    """Several writers, each with its own connection, fold events of the same customers
+    concurrently; the compare-and-set makes every loser retry, so the result is the
+    in-process store's for the same events."""
+    events = history() + payments(6 * COMPACT_AT + 3)
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    writers = [
+        RedisFeatureStore(redis.Redis.from_url(REDIS_URL), prefix=store.prefix) for _ in range(3)
+    ]
+    chunks = [events[start : start + 5] for start in range(0, len(events), 5)]
+
+    def write(index: int) -> None:
+        for chunk in chunks[index :: len(writers)]:
+            writers[index].apply(chunk)
+            writers[index].compact("A")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(writers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    for customer in ("A", "B", "C", "X"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+    for writer in writers:
+        writer.client.close()
+
+
+def test_a_compaction_based_on_a_stale_version_is_refused(store: RedisFeatureStore) -> None:
+    store.apply(payments(5))
+    state, version, pending = (store._key(k, "A") for k in ("state", "version", "pending"))
+    store.compact("A")
+    store.apply(payments(3))
+
+    written = store._compare_and_set(keys=[state, version, pending], args=[b"", b"stale", 3])
+
+    assert written == 0
+    assert store.client.llen(pending) == 3
+    assert store.read("A", AS_OF)["payment_count_365d"] == 8

@@ -14,7 +14,19 @@ day never walks the customer's history:
 
 The graph features also need other customers' facts (who else used a device, who has
 defaulted); the store hands them in through `GraphView`. State is plain data and
-round-trips through `to_data`/`from_data`, which the Redis adapter stores as JSON.
+round-trips through `to_data`/`from_data`, which the Redis adapter stores (pickled).
+
+**State is bounded in time.** No window is longer than `MAX_WINDOW_DAYS` (365), so a
+customer's state drops what lies more than `RETAIN_DAYS` (730) before the newest event
+folded in (every `PRUNE_EVERY_DAYS`, 30, as that day advances): below that horizon it
+keeps only what the all-time features read, i.e. the first and the last day of each
+count series, the first sighting of each key whose first sighting a feature reads
+(devices, credit products) and the last latest-value. Reads as of D are exact as long as
+D − 365 is not before the horizon, i.e. for every D ≥ newest event day − 365: decisions
+(as of today) and any look back within a year. Reading further in the past from a
+pruned state is not supported (the batch engines answer that from the archive). What is
+left grows with the number of distinct keys (devices, products, categories), not with
+time.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from typing import Any, Protocol
 from creditline.features.domain.definitions import (
     FEATURES,
     LOGINS,
+    MAX_WINDOW_DAYS,
     TRANSFERS_EITHER_WAY,
     ActivePeriods,
     Count,
@@ -54,7 +67,17 @@ from creditline.features.domain.events import (
     SECONDS_PER_DAY,
     EventType,
     FeatureEvent,
+    day_number,
 )
+
+#: A customer's state keeps every day within this many days before its newest event,
+#: so reads as of any day up to a year before that event stay exact.
+RETAIN_DAYS = 2 * MAX_WINDOW_DAYS
+#: How far the newest day must advance before the state is pruned again.
+PRUNE_EVERY_DAYS = 30
+
+_DAY_MICROS = SECONDS_PER_DAY * MICROS_PER_SECOND
+_OFFSET_MICROS = CHINA_OFFSET_SECONDS * MICROS_PER_SECOND
 
 FeatureValue = int | float | None
 FeatureVector = dict[str, FeatureValue]
@@ -64,8 +87,14 @@ def matches(source: Source, event: FeatureEvent) -> bool:
     """Whether `event` is one of the events `source` selects."""
     if source.event_types and event.event_type not in source.event_types:
         return False
+    return _meets(source, event, event.days_late)
+
+
+def _meets(source: Source, event: FeatureEvent, days_late: int | None) -> bool:
+    """Whether `event` (whose days late are given) meets every `where` of `source`."""
     for condition in source.where:
-        value = _column(event, condition.column)
+        column = condition.column
+        value = days_late if column == "days_late" else getattr(event, column)
         if value is None:
             return False
         if condition.op is Op.EQ and value != condition.value:
@@ -75,14 +104,6 @@ def matches(source: Source, event: FeatureEvent) -> bool:
         ):
             return False
     return True
-
-
-def _column(event: FeatureEvent, column: str | None) -> Any:
-    if column is None:
-        return None
-    if column == "days_late":
-        return event.days_late
-    return getattr(event, column)
 
 
 class SumSeries:
@@ -134,6 +155,16 @@ class SumSeries:
         high = bisect_left(self.days, end)
         return self.days[high - 1] if high else None
 
+    def prune(self, horizon: int) -> None:
+        """Forget the days before `horizon` except the first and the last of them."""
+        k = bisect_left(self.days, horizon)
+        if k <= 2:
+            return
+        # count_prefix[i] is the count before days[i]: keep the entries of kept days.
+        self.days = [self.days[0], *self.days[k - 1 :]]
+        self.count_prefix = [self.count_prefix[0], *self.count_prefix[k - 1 :]]
+        self.total_prefix = [self.total_prefix[0], *self.total_prefix[k - 1 :]]
+
     def to_data(self) -> list[list[int]]:
         return [self.days, self.count_prefix, self.total_prefix]
 
@@ -164,6 +195,12 @@ class MaxSeries:
     def maximum(self, start: int, end: int) -> int | None:
         low, high = bisect_left(self.days, start), bisect_left(self.days, end)
         return max(self.maxima[low:high]) if high > low else None
+
+    def prune(self, horizon: int) -> None:
+        """Forget the days before `horizon` (maxima are only read over windows)."""
+        k = bisect_left(self.days, horizon)
+        if k:
+            del self.days[:k], self.maxima[:k]
 
     def to_data(self) -> list[list[int]]:
         return [self.days, self.maxima]
@@ -200,6 +237,18 @@ class KeyedDays:
     def first_days_before(self, end: int) -> dict[str, int]:
         return {key: days[0] for key, days in self.days_by_key.items() if days[0] < end}
 
+    def prune(self, horizon: int, *, keep_first: bool) -> None:
+        """Forget the days before `horizon`; with `keep_first`, keep each key's first day."""
+        for key in list(self.days_by_key):
+            days = self.days_by_key[key]
+            k = bisect_left(days, horizon)
+            if keep_first and k > 1:
+                del days[1:k]
+            elif not keep_first and k:
+                del days[:k]
+                if not days:
+                    del self.days_by_key[key]
+
     def to_data(self) -> dict[str, list[int]]:
         return self.days_by_key
 
@@ -226,6 +275,13 @@ class LatestSeries:
         cutoff = (end * SECONDS_PER_DAY - CHINA_OFFSET_SECONDS) * MICROS_PER_SECOND
         index = bisect_left(self.entries, (cutoff,))
         return self.entries[index - 1][2] if index else None
+
+    def prune(self, horizon: int) -> None:
+        """Forget the values before day `horizon` except the last of them."""
+        cutoff = (horizon * SECONDS_PER_DAY - CHINA_OFFSET_SECONDS) * MICROS_PER_SECOND
+        k = bisect_left(self.entries, (cutoff,))
+        if k > 1:
+            del self.entries[: k - 1]
 
     def to_data(self) -> list[tuple[int, str, int]]:
         return self.entries
@@ -301,16 +357,32 @@ class OnlinePlan:
     names: dict[SeriesKey, str]
     targets_by_type: dict[EventType, tuple[_Target, ...]]
     readers: tuple[tuple[str, Callable[[_Reader], FeatureValue]], ...]
+    #: Keyed series whose first sighting of each key some feature reads (kept when pruning).
+    keeps_first: frozenset[str] = frozenset()
+    #: Days kept before the newest event (None: never prune).
+    retain_days: int | None = RETAIN_DAYS
 
     @classmethod
-    def of(cls, features: tuple[FeatureDefinition, ...] = FEATURES) -> OnlinePlan:
+    def of(
+        cls,
+        features: tuple[FeatureDefinition, ...] = FEATURES,
+        *,
+        retain_days: int | None = RETAIN_DAYS,
+    ) -> OnlinePlan:
+        if retain_days is not None and retain_days < MAX_WINDOW_DAYS:
+            raise ValueError(f"retain_days must cover the longest window, {MAX_WINDOW_DAYS}")
         keys: dict[SeriesKey, None] = {}
         flags = set()
+        first_sightings: list[SeriesKey] = []
         for feature in features:
             for leaf in leaves(feature.spec):
                 keys.update(dict.fromkeys(_series_keys(leaf)))
                 if isinstance(leaf, NeighbourShare):
                     flags.add(leaf.flag_source)
+                if isinstance(leaf, NewKeys | DaysSinceNewKey | SharedDeviceCustomers):
+                    first_sightings.append(_series_keys(leaf)[0])
+                if isinstance(leaf, NeighbourShare):
+                    first_sightings.append(_series_keys(leaf)[0])
         if len(flags) > 1:
             raise ValueError("the online engine supports one neighbour flag source")
         series = tuple(keys)
@@ -326,18 +398,26 @@ class OnlinePlan:
             for event_type in EventType
         }
         readers = tuple((f.name, _compile_spec(f.spec, names)) for f in features)
-        return cls(features, series, next(iter(flags), None), names, targets, readers)
+        keeps_first = frozenset(names[k] for k in first_sightings)
+        flag = next(iter(flags), None)
+        return cls(features, series, flag, names, targets, readers, keeps_first, retain_days)
 
     def new_state(self) -> CustomerState:
         return CustomerState({self.names[k]: _KINDS[k[0]]() for k in self.series})
 
     def apply(self, state: CustomerState, event: FeatureEvent) -> None:
         """Fold one event of this customer into its state."""
-        day = event.day
+        # The instant, day and days late once per event (as `FeatureEvent` defines them).
+        micros = event.occurred_at_micros
+        day = (micros + _OFFSET_MICROS) // _DAY_MICROS
+        days_late = None if event.due_on is None else max(0, day - day_number(event.due_on))
         for name, source, column, kind in self.targets_by_type[event.event_type]:
-            if source.where and not matches(source, event):
+            if source.where and not _meets(source, event, days_late):
                 continue
-            value = _column(event, column)
+            if column is None:
+                value = None
+            else:
+                value = days_late if column == "days_late" else getattr(event, column)
             series: Any = state.series[name]
             if kind == "sum":
                 series.add(day, int(value or 0))
@@ -348,8 +428,23 @@ class OnlinePlan:
             elif kind == "keyed":
                 series.add(day, str(value))
             else:
-                series.add(event.occurred_at_micros, event.event_id, int(value))
+                series.add(micros, event.event_id, int(value))
         state.first_day = day if state.first_day is None else min(state.first_day, day)
+        if state.newest_day is None or day > state.newest_day:
+            state.newest_day = day
+            if self.retain_days is not None:
+                horizon = day - self.retain_days
+                if state.horizon is None or horizon >= state.horizon + PRUNE_EVERY_DAYS:
+                    self.prune(state, horizon)
+
+    def prune(self, state: CustomerState, horizon: int) -> None:
+        """Drop what no read as of a day ≥ horizon + 365 needs (see the module docstring)."""
+        for name, series in state.series.items():
+            if isinstance(series, KeyedDays):
+                series.prune(horizon, keep_first=name in self.keeps_first)
+            else:
+                series.prune(horizon)
+        state.horizon = horizon
 
     def read(
         self, customer_id: str, state: CustomerState, as_of_day: int, graph: GraphView
@@ -363,10 +458,15 @@ class OnlinePlan:
 class CustomerState:
     series: dict[str, Series]
     first_day: int | None = None
+    #: The newest event day folded in, and the day before which the state was pruned.
+    newest_day: int | None = None
+    horizon: int | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
             "first_day": self.first_day,
+            "newest_day": self.newest_day,
+            "horizon": self.horizon,
             "series": {name: s.to_data() for name, s in self.series.items()},
         }
 
@@ -378,7 +478,7 @@ class CustomerState:
             name = plan.names[key]
             kind = _KINDS[key[0]]
             series[name] = kind.from_data(stored[name]) if name in stored else kind()
-        return cls(series, data.get("first_day"))
+        return cls(series, data.get("first_day"), data.get("newest_day"), data.get("horizon"))
 
 
 class _Reader:
