@@ -40,10 +40,8 @@ from bench.lending_http import (
     Run,
     Step,
     fresh_database,
-    measured,
-    paced,
     print_runs,
-    saturation,
+    run_load_models,
     uvicorn_server,
 )
 from creditline.bootstrap import build_container
@@ -151,24 +149,8 @@ class Applicants:
 async def drive(
     port: int, meter: CpuMeter, applicants: Applicants, args: argparse.Namespace
 ) -> list[Run]:
-    conns = [Connection("127.0.0.1", port) for _ in range(args.clients)]
-    steps: list[Step] = [applicants.step for _ in conns]
-    runs = []
-    try:
-        await paced("warm-up", steps, conns, 50, args.warmup)
-        for rate in args.rate_steps:
-            runs.append(
-                await measured(
-                    meter, paced(f"paced {rate:.0f}/s", steps, conns, rate, args.seconds)
-                )
-            )
-        runs.append(
-            await measured(meter, saturation("saturation", steps, conns, args.saturation_seconds))
-        )
-    finally:
-        for conn in conns:
-            conn.close()
-    return runs
+    steps: list[Step] = [applicants.step for _ in range(args.clients)]
+    return await run_load_models(port, meter, steps, args, warmup_rate=50)
 
 
 def main() -> None:

@@ -423,11 +423,19 @@ async def drive(
     clients = [
         LendingClient(lines[n * per_client : (n + 1) * per_client]) for n in range(args.clients)
     ]
-    conns = [Connection("127.0.0.1", port) for _ in clients]
     steps: list[Step] = [c.step for c in clients]
+    return await run_load_models(port, meter, steps, args, warmup_rate=min(args.rate, 50))
+
+
+async def run_load_models(
+    port: int, meter: CpuMeter, steps: list[Step], args: argparse.Namespace, *, warmup_rate: float
+) -> list[Run]:
+    """Warm up, then each paced rate of `args.rate_steps`, then saturation: one client
+    connection per step, closed at the end whatever happens."""
+    conns = [Connection("127.0.0.1", port) for _ in steps]
     runs = []
     try:
-        await paced("warm-up", steps, conns, min(args.rate, 50), args.warmup)
+        await paced("warm-up", steps, conns, warmup_rate, args.warmup)
         for rate in args.rate_steps:
             runs.append(
                 await measured(
