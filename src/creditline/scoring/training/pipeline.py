@@ -13,6 +13,7 @@ import hashlib
 import json
 import platform
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -100,20 +101,8 @@ def train(
     their idle threads spun for about eight times the CPU of one thread (measured).
     LightGBM's threads are set apart, by `GbmParams.num_threads`.
     """
-    if threads is None:
-        return _train(
-            dataset,
-            out,
-            clock=clock,
-            model=model,
-            time_column=time_column,
-            scale=scale,
-            scorecard_params=scorecard_params,
-            gbm_params=gbm_params,
-            report=report,
-            strict_constant=strict_constant,
-        )
-    with threadpool_limits(limits=threads):
+    limits = nullcontext() if threads is None else threadpool_limits(limits=threads)
+    with limits:
         return _train(
             dataset,
             out,
