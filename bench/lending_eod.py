@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from creditline.lending.adapters.eod_sql import SqlEndOfDay
-from creditline.lending.adapters.sql import _instalment_rows, _loan_values
+from creditline.lending.adapters.sql import _instalment_rows, _new_loan_row
 from creditline.lending.adapters.tables import credit_lines, instalments, loans
 from creditline.lending.domain.journal import EntryId
 from creditline.lending.domain.loan import Loan
@@ -127,27 +127,7 @@ def build_rows(count: int, seed: int = 1) -> tuple[Rows, Rows, Rows]:
             }
         )
         loan_rows.append(
-            {
-                "loan_id": loan.loan_id,
-                "line_id": loan.line_id,
-                "customer_id": loan.customer_id,
-                "request_key": f"k{n}",
-                "fingerprint": "bench",
-                "currency": "CNY",
-                "principal_minor": loan.principal.minor_units,
-                "daily_rate": str(terms.daily_rate),
-                "day_count": terms.day_count.value,
-                "rounding": terms.rounding.value,
-                "penalty_multiplier": str(terms.penalty_multiplier),
-                "grace_days": terms.grace_days,
-                "write_off_days": terms.write_off_days,
-                "allocation": {},
-                "method": loan.method.value,
-                "term_months": loan.term_months,
-                "drawn_on": loan.drawn_on,
-                "created_at": clock.now(),
-                **_loan_values(loan),
-            }
+            _new_loan_row(loan, request_key=f"k{n}", fingerprint="bench", at=clock.now())
         )
         instalment_rows += _instalment_rows(loan, with_terms=True)
     return line_rows, loan_rows, instalment_rows

@@ -17,7 +17,7 @@ request's CPU time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -178,30 +178,11 @@ class SqlLoanRepository:
         self._clock = clock
 
     def add(self, loan: Loan, *, request_key: str, fingerprint: str) -> None:
-        terms = loan.terms
         self._session.execute(
             _INSERT_LOAN,
-            {
-                "loan_id": loan.loan_id,
-                "line_id": loan.line_id,
-                "customer_id": loan.customer_id,
-                "request_key": request_key,
-                "fingerprint": fingerprint,
-                "currency": loan.currency.value,
-                "principal_minor": loan.principal.minor_units,
-                "daily_rate": str(terms.daily_rate),
-                "day_count": terms.day_count.value,
-                "rounding": terms.rounding.value,
-                "penalty_multiplier": str(terms.penalty_multiplier),
-                "grace_days": terms.grace_days,
-                "write_off_days": terms.write_off_days,
-                "allocation": {s.value: [c.value for c in o] for s, o in terms.allocation.items()},
-                "method": loan.method.value,
-                "term_months": loan.term_months,
-                "drawn_on": loan.drawn_on,
-                "created_at": self._clock.now(),
-                **_loan_values(loan),
-            },
+            _new_loan_row(
+                loan, request_key=request_key, fingerprint=fingerprint, at=self._clock.now()
+            ),
         )
         self._session.execute(_INSERT_INSTALMENTS, _instalment_rows(loan, with_terms=True))
 
@@ -325,6 +306,34 @@ def _grouped(rows: Iterable[RowMapping]) -> list[list[RowMapping]]:
 
 def _instalment_of(row: RowMapping) -> dict[str, Any]:
     return {name: row[f"i_{name}"] for name in _INSTALMENT_FIELDS}
+
+
+def _new_loan_row(
+    loan: Loan, *, request_key: str, fingerprint: str, at: datetime
+) -> dict[str, Any]:
+    """The `lending_loans` row of a loan being drawn: its fixed terms and its first state."""
+    terms = loan.terms
+    return {
+        "loan_id": loan.loan_id,
+        "line_id": loan.line_id,
+        "customer_id": loan.customer_id,
+        "request_key": request_key,
+        "fingerprint": fingerprint,
+        "currency": loan.currency.value,
+        "principal_minor": loan.principal.minor_units,
+        "daily_rate": str(terms.daily_rate),
+        "day_count": terms.day_count.value,
+        "rounding": terms.rounding.value,
+        "penalty_multiplier": str(terms.penalty_multiplier),
+        "grace_days": terms.grace_days,
+        "write_off_days": terms.write_off_days,
+        "allocation": {s.value: [c.value for c in o] for s, o in terms.allocation.items()},
+        "method": loan.method.value,
+        "term_months": loan.term_months,
+        "drawn_on": loan.drawn_on,
+        "created_at": at,
+        **_loan_values(loan),
+    }
 
 
 def _loan_values(loan: Loan) -> dict[str, Any]:
