@@ -26,12 +26,12 @@ import os
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
+from bench.applicants import SimulatedVectors, load_vectors, register_applicant
 from bench.lending_http import (
     DEFAULT_POSTGRES,
     START,
@@ -48,46 +48,15 @@ from creditline.bootstrap import build_container
 from creditline.config import Settings
 from creditline.shared.clock import FixedClock
 
-WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 FEATURES_ENV = "CREDITLINE_BENCH_FEATURES"
-
-
-def national_id(n: int) -> str:
-    """A valid resident ID (checksum included), distinct for n < 21,000, born 1980-1999."""
-    first17 = f"110105{1980 + n % 20}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
-    check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
-    return first17 + check
-
-
-class SimulatedVectors:
-    """The online feature port, answering each new customer with the next simulated vector."""
-
-    def __init__(self, vectors: list[dict[str, Any]]) -> None:
-        self._vectors = vectors
-        self._assigned: dict[str, dict[str, Any]] = {}
-
-    def apply(self, events: object) -> int:
-        return 0
-
-    def read(self, customer_id: str, as_of: date) -> dict[str, Any]:
-        if customer_id not in self._assigned:
-            self._assigned[customer_id] = self._vectors[len(self._assigned) % len(self._vectors)]
-        return dict(self._assigned[customer_id])
-
-    def customers(self) -> list[str]:
-        return []
 
 
 def create_bench_app() -> FastAPI:
     """`create_app()` from the environment, with the simulated vectors as online features."""
-    import pandas as pd
-
     from creditline.api.app import create_app
 
     app = create_app()
-    frame = pd.read_parquet(os.environ[FEATURES_ENV])
-    records = frame.drop(columns="customer_id").to_dict("records")
-    vectors = [{str(k): (None if pd.isna(v) else v) for k, v in r.items()} for r in records]
+    vectors = load_vectors(Path(os.environ[FEATURES_ENV]))
     app.state.container._feature_store = SimulatedVectors(vectors)
     return app
 
@@ -95,29 +64,14 @@ def create_bench_app() -> FastAPI:
 def prepare(url: str, work: Path, customers: int, population: int) -> list[str]:
     """Seed the champion, register and consent `customers` applicants; their ids."""
     from creditline.jobs.seed_demo import seed_demo
-    from creditline.privacy import service as privacy
 
     clock = FixedClock(datetime(2026, 1, 15, 2, tzinfo=UTC))
     settings = Settings(database_url=url, data_dir=work, initial_business_date=START)
     seed_demo(settings, clock, customers=population)
     container = build_container(settings, clock=clock)
-    today = container.business_date()
 
     def register(n: int) -> str:
-        customer, _ = privacy.register_customer(
-            container.privacy_uow(),
-            clock,
-            privacy.RegistrationRequest(f"c{n}", national_id(n), f"139{n:08d}", "240000.00"),
-            today=today,
-        )
-        privacy.grant_consents(
-            container.privacy_uow(),
-            clock,
-            customer.customer_id,
-            ["credit_assessment", "credit_bureau_query"],
-            notice_version=settings.notice_version,
-        )
-        return str(customer.customer_id)
+        return register_applicant(container, clock, n, settings.notice_version)
 
     with ThreadPoolExecutor(8) as pool:  # round trips dominate: overlap them
         ids = list(pool.map(register, range(customers)))

@@ -20,45 +20,14 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pandas as pd
-
+from bench.applicants import SimulatedVectors, load_vectors, register_applicant
 from creditline.bootstrap import build_container
 from creditline.config import Settings
 from creditline.decisioning import service
-from creditline.features.domain.online import FeatureVector
 from creditline.jobs.seed_demo import seed_demo
-from creditline.privacy import service as privacy
 from creditline.shared.clock import FixedClock
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies" / "v2"
-WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-
-
-def national_id(n: int) -> str:
-    first17 = f"110105{1980 + n % 20}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
-    return (
-        first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
-    )
-
-
-class Vectors:
-    """The simulated population's feature vectors, handed to the benchmark's customers in
-    turn (the online store's own read path is measured in bench/features_online.py)."""
-
-    def __init__(self, vectors: list[FeatureVector]) -> None:
-        self._vectors = vectors
-        self._assigned: dict[str, FeatureVector] = {}
-
-    def apply(self, events: object) -> int:
-        return 0
-
-    def read(self, customer_id: str, as_of: date) -> FeatureVector:
-        if customer_id not in self._assigned:
-            self._assigned[customer_id] = self._vectors[len(self._assigned) % len(self._vectors)]
-        return self._assigned[customer_id]
-
-    def customers(self) -> list[str]:
-        return []
 
 
 def main() -> None:
@@ -78,30 +47,11 @@ def main() -> None:
         )
         seed_demo(settings, clock, customers=2000)
         container = build_container(settings, clock=clock, apply_migrations=True)
-        frame = pd.read_parquet(Path(tmp) / "demo" / "features.parquet")
-        records = frame.drop(columns="customer_id").to_dict("records")
-        vectors: list[FeatureVector] = [
-            {str(k): (None if pd.isna(v) else v) for k, v in row.items()} for row in records
-        ]
-        container._feature_store = Vectors(vectors)
+        vectors = load_vectors(Path(tmp) / "demo" / "features.parquet")
+        container._feature_store = SimulatedVectors(vectors)
         wiring = container.decisioning()
         today = container.business_date()
-        ids = []
-        for n in range(args.applications):
-            customer, _ = privacy.register_customer(
-                container.privacy_uow(),
-                clock,
-                privacy.RegistrationRequest(f"c{n}", national_id(n), f"139{n:08d}", "240000.00"),
-                today=today,
-            )
-            privacy.grant_consents(
-                container.privacy_uow(),
-                clock,
-                customer.customer_id,
-                ["credit_assessment", "credit_bureau_query"],
-                notice_version="2026-01",
-            )
-            ids.append(customer.customer_id)
+        ids = [register_applicant(container, clock, n, "2026-01") for n in range(args.applications)]
         if args.gc_freeze:
             gc.collect()
             gc.freeze()
