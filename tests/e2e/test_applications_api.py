@@ -329,20 +329,31 @@ def test_two_applications_racing_open_one_line(
     assert outcomes == {"approved": 1, "declined": 1}
 
 
+def edited_policy(tmp_path: Path, table: str, rule_id: str, field: str, value: str) -> Path:
+    """A copy of the shipped policy as folder `v3`, with one cell of one table's row changed."""
+    folder = tmp_path / "v3"
+    shutil.copytree(POLICIES, folder)
+    path = folder / f"{table}.json"
+    content = json.loads(path.read_text())
+    (rule,) = [r for r in content["nodes"][1]["content"]["rules"] if r["_id"] == rule_id]
+    rule[field] = value
+    path.write_text(json.dumps(content))
+    return folder
+
+
+def put_in_force(container: Container, folder: Path) -> None:
+    container.settings.policy_dir = folder
+    container._decisioning = None  # the operator reloads the policy
+
+
 def test_a_policy_change_takes_effect_with_a_new_version(
     lender: tuple[TestClient, Container, FakeFeatureStore], tmp_path: Path
 ) -> None:
     client, container, store = lender
     before = apply(client, customer(client, store, "good", GOOD), "before").json()
-    stricter = tmp_path / "v3"
-    shutil.copytree(POLICIES, stricter)
-    cutoff = json.loads((stricter / "score_cutoff.json").read_text())
-    for rule in cutoff["nodes"][1]["content"]["rules"]:
-        if rule["_id"] == "below-cutoff":
-            rule["score"] = "< 950"
-    (stricter / "score_cutoff.json").write_text(json.dumps(cutoff))
-    container.settings.policy_dir = stricter
-    container._decisioning = None  # the operator reloads the policy
+    put_in_force(
+        container, edited_policy(tmp_path, "score_cutoff", "below-cutoff", "score", "< 950")
+    )
 
     after = apply(client, customer(client, store, "ring", GOOD), "after").json()
 
@@ -360,15 +371,9 @@ def test_the_fraud_ring_threshold_is_policy_data_recorded_with_the_decision(
     # two neighbours, at least half late); a policy that wants 80 % late does not.
     client, container, store = lender
     under_v2 = apply(client, customer(client, store, "ring", RING), "ring-v2").json()
-    laxer = tmp_path / "v3"
-    shutil.copytree(POLICIES, laxer)
-    admission = json.loads((laxer / "admission.json").read_text())
-    for rule in admission["nodes"][1]["content"]["rules"]:
-        if rule["_id"] == "fraud-ring":
-            rule["late_share"] = ">= 0.8"
-    (laxer / "admission.json").write_text(json.dumps(admission))
-    container.settings.policy_dir = laxer
-    container._decisioning = None  # the operator reloads the policy
+    put_in_force(
+        container, edited_policy(tmp_path, "admission", "fraud-ring", "late_share", ">= 0.8")
+    )
 
     under_v3 = apply(client, customer(client, store, "good", RING), "ring-v3").json()
     trace = client.get(f"/v1/applications/{under_v2['application_id']}").json()["trace"]
