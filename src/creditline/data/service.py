@@ -32,11 +32,14 @@ def ingest_batch(
     *,
     indexes: Sequence[int] | None = None,
     on_stored: Callable[[Sequence[BehaviourEvent]], None] | None = None,
+    on_stored_table: Callable[[pa.Table], None] | None = None,
 ) -> IngestReport:
     """Validate and store `raws`; `indexes` (default 0, 1, …) name each event in the report.
 
     `on_stored` receives the events this call stored (never a duplicate), after they are
-    durable: that is how the online feature state sees each event once.
+    durable: that is how the online feature state sees each event once. `on_stored_table`
+    receives the same rows as one Arrow table (the columns of `ValidBatch.table`), for a
+    consumer that folds columns rather than objects.
     """
     positions = list(indexes) if indexes is not None else list(range(len(raws)))
     if len(positions) != len(raws):
@@ -45,7 +48,7 @@ def ingest_batch(
     rejected = [
         _rejection(positions[i], raws[i].get("event_id"), error) for i, error in checked.invalid
     ]
-    return _store(store, checked.valid, positions, rejected, on_stored)
+    return _store(store, checked.valid, positions, rejected, on_stored, on_stored_table)
 
 
 def ingest_table(
@@ -54,6 +57,7 @@ def ingest_table(
     *,
     first_index: int = 0,
     on_stored: Callable[[Sequence[BehaviourEvent]], None] | None = None,
+    on_stored_table: Callable[[pa.Table], None] | None = None,
 ) -> IngestReport:
     """`ingest_batch` for events given as Arrow columns (a batch of a Parquet file); row
     `i` is named `first_index + i` in the report."""
@@ -64,7 +68,7 @@ def ingest_table(
         _rejection(positions[i], ids[i].as_py() if ids is not None else None, error)
         for i, error in checked.invalid
     ]
-    return _store(store, checked.valid, positions, rejected, on_stored)
+    return _store(store, checked.valid, positions, rejected, on_stored, on_stored_table)
 
 
 def _store(
@@ -73,6 +77,7 @@ def _store(
     positions: Sequence[int],
     rejected: list[Rejection],
     on_stored: Callable[[Sequence[BehaviourEvent]], None] | None,
+    on_stored_table: Callable[[pa.Table], None] | None = None,
 ) -> IngestReport:
     """Store the valid events once each: repeats inside the batch and ids already stored
     count as duplicates when their digest matches, as conflicts when it does not."""
@@ -96,13 +101,16 @@ def _store(
         else:
             rejected.append(_conflict(positions[valid.positions[row]], event_id))
     rejected.sort(key=lambda rejection: rejection.index)
-    if on_stored is not None and result.inserted:
+    if (on_stored is not None or on_stored_table is not None) and result.inserted:
         stored = fresh
         if result.existing:
             stored = fresh.take(
                 [row for row, i in enumerate(fresh.event_ids) if i not in result.existing]
             )
-        on_stored(stored.events())
+        if on_stored is not None:
+            on_stored(stored.events())
+        if on_stored_table is not None:
+            on_stored_table(stored.table)
     return IngestReport(result.inserted, duplicates, tuple(rejected))
 
 
