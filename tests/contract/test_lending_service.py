@@ -151,6 +151,22 @@ def test_a_repayment_is_allocated_recorded_and_idempotent(new_uow: UowFactory) -
         )
 
 
+def test_a_repayment_finds_the_line_of_its_loan_and_refuses_unknown_loans(
+    new_uow: UowFactory,
+) -> None:
+    open_line(new_uow, line_id="CL1")
+    open_line(new_uow, line_id="CL2")
+    draw(new_uow, "k1", "1000", line_id="CL1")
+    loan = draw(new_uow, "k2", "2000", line_id="CL2")
+
+    service.repay(new_uow(), loan_id=loan.loan_id, repayment_id="r1", amount=Money.yuan(500), on=ON)
+
+    assert service.get_line(new_uow(), "CL1").available == Money.yuan(9_000)
+    assert service.get_line(new_uow(), "CL2").available == Money.yuan(8_500)
+    with pytest.raises(NotFoundError):
+        service.repay(new_uow(), loan_id="nope", repayment_id="r2", amount=Money.yuan(1), on=ON)
+
+
 def test_overpayment_is_refused_and_payoff_closes_the_loan(new_uow: UowFactory) -> None:
     open_line(new_uow)
     loan = draw(new_uow, "k1")

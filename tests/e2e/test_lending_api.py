@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -199,3 +201,108 @@ def test_reads_of_a_customer_loans_and_end_of_day(client: TestClient, line: str)
     assert [x["repayment_method"] for x in loans] == ["equal_installment", "interest_first"]
     assert all(x["status"] == "active" and x["bucket"] == "current" for x in loans)
     assert client.get("/v1/customers/nobody/loans").json() == []
+
+
+# --- Idempotency-Key on the routes that claim it themselves (draw, repayment) ----------
+
+
+def _fingerprint(path: str, body: bytes) -> str:
+    """The middleware's request fingerprint, computed here from its definition."""
+    return hashlib.sha256(b"POST\x00" + path.encode() + b"\x00" + body).hexdigest()
+
+
+def test_a_retried_repayment_is_replayed_byte_for_byte(client: TestClient, line: str) -> None:
+    loan_id = post_draw(client).json()["loan_id"]
+    path = f"/v1/loans/{loan_id}/repayments"
+
+    first = client.post(path, json={"amount": "100.00"}, headers={"Idempotency-Key": "r1"})
+    again = client.post(path, json={"amount": "100.00"}, headers={"Idempotency-Key": "r1"})
+
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    # Repaid once: 1000.00 lent, 100.00 back (all principal on the day of the draw).
+    assert client.get(f"/v1/loans/{loan_id}").json()["principal_outstanding"] == "900.00"
+
+
+def test_a_replayed_draw_keeps_its_location(client: TestClient, line: str) -> None:
+    first = post_draw(client)
+    again = post_draw(client)
+
+    assert again.content == first.content
+    assert again.headers["location"] == first.headers["location"]
+    assert first.headers["location"] == f"/v1/loans/{first.json()['loan_id']}"
+
+
+def test_a_key_reused_for_another_draw_is_409_and_lends_nothing(
+    client: TestClient, line: str
+) -> None:
+    post_draw(client, key="k")
+    other = post_draw(client, {**DRAW, "amount": "2000.00"}, key="k")
+
+    assert problem(other)[:2] == (409, "idempotency_key_reused")
+    assert client.get("/v1/credit-lines/CL1").json()["available"] == "9000.00"
+
+
+def test_a_draw_refused_by_the_service_is_replayed_as_refused(
+    client: TestClient, line: str
+) -> None:
+    too_much = {**DRAW, "amount": "10000.01"}
+    first = post_draw(client, too_much, key="big")
+    again = post_draw(client, too_much, key="big")
+
+    assert problem(first)[:2] == (422, "limit_exceeded")
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_a_body_refused_before_the_route_still_takes_the_key(client: TestClient, line: str) -> None:
+    bad = {**DRAW, "term_months": "12"}
+    first = post_draw(client, bad, key="v")
+    again = post_draw(client, bad, key="v")
+    other = post_draw(client, DRAW, key="v")
+
+    assert problem(first)[:2] == (422, "validation_error")
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert problem(other)[:2] == (409, "idempotency_key_reused")
+    assert client.get("/v1/credit-lines/CL1").json()["available"] == "10000.00"
+
+
+def test_a_draw_whose_key_is_still_in_flight_is_409_and_lends_nothing(
+    client: TestClient, line: str
+) -> None:
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    path = "/v1/credit-lines/CL1/draws"
+    body = json.dumps(DRAW).encode()
+    container.idempotency.claim(
+        "busy", _fingerprint(path, body), "POST", path, container.clock.now()
+    )
+
+    response = client.post(
+        path, content=body, headers={"Idempotency-Key": "busy", "Content-Type": "application/json"}
+    )
+
+    assert problem(response)[:2] == (409, "request_in_flight")
+    assert client.get("/v1/credit-lines/CL1").json()["available"] == "10000.00"
+
+
+def test_a_draw_that_fails_on_our_side_frees_its_key_for_a_retry(
+    client: TestClient, line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_draw = service.draw
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(service, "draw", broken)
+    with pytest.raises(RuntimeError):
+        post_draw(client, key="retry-me")
+    monkeypatch.setattr(service, "draw", real_draw)
+
+    retried = post_draw(client, key="retry-me")
+
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers

@@ -62,6 +62,6 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(applications.router)
     app.include_router(lending.router)
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(IdempotencyMiddleware, self_claiming=lending.SELF_CLAIMING)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

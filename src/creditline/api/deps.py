@@ -1,4 +1,9 @@
-"""FastAPI dependencies: the wired container and what routes take from the request."""
+"""FastAPI dependencies: the wired container and what routes take from the request.
+
+They are `async def` on purpose: they only read attributes, and FastAPI runs a plain
+`def` dependency on the thread pool, so each one cost a round trip through it (a thread
+wake-up and a GIL hand-over each way) on every request that used it.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,27 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from creditline.api.middleware import DeferredClaim
 from creditline.bootstrap import Container
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-def idempotency_key(request: Request) -> str | None:
+async def idempotency_key(request: Request) -> str | None:
     """The request's Idempotency-Key (validated by the middleware), if it has one."""
     key: str | None = getattr(request.state, "idempotency_key", None)
     return key
 
 
+async def idempotency_claim(request: Request) -> DeferredClaim | None:
+    """The claim a self-claiming route makes itself (see `api.middleware`), if keyed."""
+    claim: DeferredClaim | None = getattr(request.state, "idempotency_claim", None)
+    return claim
+
+
 ContainerDep = Annotated[Container, Depends(get_container)]
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+IdempotencyClaimDep = Annotated[DeferredClaim | None, Depends(idempotency_claim)]

@@ -40,6 +40,11 @@ class CreditLineRepository(Protocol):
         """The line; `for_update` locks its row until the transaction ends (PostgreSQL)."""
         ...
 
+    def get_for_loan(self, loan_id: str) -> CreditLine | None:
+        """The line `loan_id` was drawn on, locked like `get(..., for_update=True)`; None if
+        there is no such loan."""
+        ...
+
     def save(self, line: CreditLine) -> None:
         """Store balances and status, and append history entries not yet stored."""
         ...

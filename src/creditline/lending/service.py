@@ -272,12 +272,10 @@ def repay(
     _check_amount(amount)
     fingerprint = _fingerprint(loan_id, amount.minor_units, amount.currency)
     with uow:
-        probe = uow.loans.get(loan_id)
-        if probe is None:
+        # Lock the loan's line first (the same order as a draw), then read the loan under it.
+        line = uow.lines.get_for_loan(loan_id)
+        if line is None:
             raise NotFoundError(f"loan {loan_id} not found")
-        # Lock the line first (the same order as a draw), then read the loan under it.
-        line = uow.lines.get(probe.line_id, for_update=True)
-        assert line is not None  # a loan's line always exists (foreign key)
         stored = uow.repayments.get(repayment_id)
         if stored is not None:
             if stored.fingerprint != fingerprint:

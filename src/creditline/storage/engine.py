@@ -19,23 +19,54 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# A pooled connection idle this long is pinged before use (see the module docstring).
+PING_AFTER_IDLE_SECONDS = 1.0
 
-def create_db_engine(url: str, *, echo: bool = False) -> Engine:
+
+def create_db_engine(
+    url: str, *, echo: bool = False, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
+) -> Engine:
     """An engine for `url`; creates the folder of a SQLite file if needed."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, echo=echo)
     # A worker's thread pool runs up to 40 requests at once; 20 + 20 connections keep them
     # from queueing for a connection or opening and closing overflow ones at full load.
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    engine = create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_use_lifo=True)
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, after: float) -> None:
+    """Ping a connection at checkout if it was returned `after` seconds ago or more; a
+    dead one is replaced by a new connection (the pool retries on `DisconnectionError`)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < after:
+            return  # new, or back in the pool only a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError("pooled connection found dead") from error
+            raise
+        if not alive:
+            raise exc.DisconnectionError("pooled connection found dead")
 
 
 def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:

@@ -8,13 +8,16 @@ require an `Idempotency-Key`, which is also the id the service records them unde
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
-from creditline.api.deps import ContainerDep, IdempotencyKeyDep
+from creditline.api.deps import ContainerDep, IdempotencyClaimDep, IdempotencyKeyDep
+from creditline.api.middleware import DeferredClaim
 from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
 from creditline.lending import service
@@ -30,6 +33,13 @@ from creditline.shared.errors import FieldIssue, InvalidInputError
 from creditline.shared.money import Currency, Money, MoneyFormatError
 
 router = APIRouter(tags=["lending"])
+
+#: The routes that claim their Idempotency-Key themselves, on their own thread (see
+#: `api.middleware`): a draw and a repayment.
+SELF_CLAIMING = (
+    re.compile(r"^/v1/credit-lines/[^/]+/draws$"),
+    re.compile(r"^/v1/loans/[^/]+/repayments$"),
+)
 
 MethodName = Literal["equal_installment", "equal_principal", "interest_first"]
 IdempotencyHeader = Annotated[
@@ -336,21 +346,31 @@ def draw(
     body: DrawIn,
     container: ContainerDep,
     key: IdempotencyKeyDep,
+    claim: IdempotencyClaimDep,
     _header: IdempotencyHeader = None,
 ) -> Response:
     """Lend against the line: 201 with the loan and its schedule."""
-    loan = service.draw(
-        lending_uow(container),
-        line_id=line_id,
-        request_key=_require_key(key),
-        amount=_amount(body.amount),
-        term_months=body.term_months,
-        method=RepaymentMethod(body.repayment_method),
-        on=container.business_date(),
-    )
-    return json_model(
-        loan_out(loan), status_code=201, headers={"Location": f"/v1/loans/{loan.loan_id}"}
-    )
+
+    def respond() -> Response:
+        loan = service.draw(
+            lending_uow(container),
+            line_id=line_id,
+            request_key=_require_key(key),
+            amount=_amount(body.amount),
+            term_months=body.term_months,
+            method=RepaymentMethod(body.repayment_method),
+            on=container.business_date(),
+        )
+        return json_model(
+            loan_out(loan), status_code=201, headers={"Location": f"/v1/loans/{loan.loan_id}"}
+        )
+
+    return _once(claim, respond)
+
+
+def _once(claim: DeferredClaim | None, respond: Callable[[], Response]) -> Response:
+    """Run `respond` under the request's Idempotency-Key, claimed here (one thread trip)."""
+    return respond() if claim is None else claim.run(respond)
 
 
 @router.get("/v1/loans/{loan_id}", response_model=LoanOut)
@@ -370,28 +390,33 @@ def repay(
     body: RepaymentIn,
     container: ContainerDep,
     key: IdempotencyKeyDep,
+    claim: IdempotencyClaimDep,
     _header: IdempotencyHeader = None,
 ) -> Response:
     """Apply a repayment; the answer is its allocation. Overpayment is refused (422)."""
-    result = service.repay(
-        lending_uow(container),
-        loan_id=loan_id,
-        repayment_id=_require_key(key),
-        amount=_amount(body.amount),
-        on=container.business_date(),
-    )
-    allocation = result.allocation
-    parts = {component.value: money for component, money in allocation.parts}
-    paid = RepaymentOut(
-        repayment_id=result.repayment_id,
-        loan_id=loan_id,
-        amount=allocation.amount.to_str(),
-        paid_on=result.paid_on,
-        allocation=_allocation(parts, allocation.amount.currency),
-        loan_status=result.loan.status.value,
-        principal_outstanding=result.loan.principal_outstanding.to_str(),
-    )
-    return json_model(paid, status_code=201)
+
+    def respond() -> Response:
+        result = service.repay(
+            lending_uow(container),
+            loan_id=loan_id,
+            repayment_id=_require_key(key),
+            amount=_amount(body.amount),
+            on=container.business_date(),
+        )
+        allocation = result.allocation
+        parts = {component.value: money for component, money in allocation.parts}
+        paid = RepaymentOut(
+            repayment_id=result.repayment_id,
+            loan_id=loan_id,
+            amount=allocation.amount.to_str(),
+            paid_on=result.paid_on,
+            allocation=_allocation(parts, allocation.amount.currency),
+            loan_status=result.loan.status.value,
+            principal_outstanding=result.loan.principal_outstanding.to_str(),
+        )
+        return json_model(paid, status_code=201)
+
+    return _once(claim, respond)
 
 
 @router.get("/v1/loans/{loan_id}/payoff-quote", response_model=PayoffOut)

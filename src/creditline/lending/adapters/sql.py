@@ -70,6 +70,21 @@ _LINE = (
     .order_by(line_changes.c.change_id)
 )
 _LINE_FOR_UPDATE = _LINE.with_for_update(of=credit_lines)
+#: The line a loan was drawn on, locked: a repayment's lock and its look-up in one statement.
+_LINE_OF_LOAN_FOR_UPDATE = (
+    select(credit_lines, *_HISTORY)
+    .select_from(
+        credit_lines.outerjoin(line_changes, line_changes.c.line_id == credit_lines.c.line_id)
+    )
+    .where(
+        credit_lines.c.line_id
+        == select(loans.c.line_id)
+        .where(loans.c.loan_id == bindparam("key_loan_id"))
+        .scalar_subquery()
+    )
+    .order_by(line_changes.c.change_id)
+    .with_for_update(of=credit_lines)
+)
 _INSERT_LINE = insert(credit_lines)
 _UPDATE_LINE = update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
 
@@ -99,11 +114,17 @@ class SqlCreditLineRepository:
 
     def get(self, line_id: str, *, for_update: bool = False) -> CreditLine | None:
         query = _LINE_FOR_UPDATE if for_update else _LINE
-        rows = self._session.execute(query, {"key_line_id": line_id}).mappings().all()
+        return self._one(self._session.execute(query, {"key_line_id": line_id}).mappings().all())
+
+    def get_for_loan(self, loan_id: str) -> CreditLine | None:
+        rows = self._session.execute(_LINE_OF_LOAN_FOR_UPDATE, {"key_loan_id": loan_id})
+        return self._one(rows.mappings().all())
+
+    def _one(self, rows: Sequence[RowMapping]) -> CreditLine | None:
         if not rows:
             return None
         history = [row for row in rows if row["h_change_id"] is not None]
-        self._stored_history[line_id] = len(history)
+        self._stored_history[rows[0]["line_id"]] = len(history)
         return _to_line(rows[0], history)
 
     def save(self, line: CreditLine) -> None:
