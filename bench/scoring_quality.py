@@ -1,13 +1,16 @@
 """Model quality on every dataset in ../shared/data: our defaults against the anchors.
 
 Run: `.venv/bin/python bench/scoring_quality.py`. Split: 70/30 stratified, seed 42 (the
-split the anchors of issue 5 were measured on); no tuning per dataset. Beside our
+split the anchors of issue 5 were measured on); no tuning per dataset. "gbm trees" is
+the capacity the GBM chose for itself on the training part (depth/leaves, "free" when
+it dropped its monotone constraints, cv or holdout, × rounds). Beside our
 scorecard and GBM, the same run fits optbinning's BinningProcess + Scorecard with its
 defaults and LightGBM with its defaults on the same split.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -64,10 +67,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             start = time.perf_counter()
-            results = {
-                r.kind: r.test_auc
-                for r in train(load_dataset(name), Path(tmp) / name, clock=clock, report=False)
-            }
+            artefacts = train(load_dataset(name), Path(tmp) / name, clock=clock, report=False)
+            results = {r.kind: r.test_auc for r in artefacts}
+            gbm_folder = next(r.folder for r in artefacts if r.kind == "gbm")
+            manifest = json.loads((gbm_folder / "manifest.json").read_text())
+            chosen = manifest["parameters"]["gbm_selection"]
             seconds = time.perf_counter() - start
             opt_auc, lgb_auc = baselines(name)
             best = max(results.values())
@@ -84,6 +88,12 @@ def main() -> None:
                     "lightgbm defaults (run)": lgb_auc,
                     "anchors": " / ".join(f"{v:.3f}" for v in anchors.values()) or "—",
                     "beats all": "yes" if beats else "NO",
+                    "gbm trees": (
+                        f"d{chosen['max_depth']}/{chosen['num_leaves']}"
+                        f"{'' if chosen['monotone'] else ' free'}"
+                        f" {'cv' if 'candidates' in chosen else 'holdout'}"
+                        f" x{manifest['parameters']['gbm']['best_iteration']}"
+                    ),
                     "train s": seconds,
                 }
             )

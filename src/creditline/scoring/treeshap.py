@@ -12,11 +12,19 @@ which interval between that tree's thresholds each of its features falls in (plu
 those intervals), run Algorithm 2 once per cell (vectorised over cells with numpy), and
 store the table. Serving then finds each row's cell with `searchsorted` and gathers its
 contributions: no per-row tree walk, no LightGBM.
+
+Deeper trees: a tree whose own grid would exceed the cell budget is cut into groups of
+leaves (whole subtrees, split from the root down until each fits). Contributions and
+the margin are linear in the leaf values, so a group's table is the tree with every
+other leaf set to zero, solved on the grid of the splits on its leaves' paths only (a
+leaf's contribution depends on a row only through those splits); the groups' tables
+add up to the tree's exact contributions (Fast TreeSHAP, Yang 2021, makes the same cut
+per leaf).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -198,13 +206,20 @@ class _Path:
         return np.where(nonzero, total_hot, total_cold)
 
 
-def tree_shap(tree: FlatTree, X: FloatArray, n_features: int) -> FloatArray:
-    """Contributions (n_rows, n_features) of one tree to every row of `X` (Algorithm 2)."""
+def tree_shap(
+    tree: FlatTree, X: FloatArray, n_features: int, active: NDArray[np.bool_] | None = None
+) -> FloatArray:
+    """Contributions (n_rows, n_features) of one tree to every row of `X` (Algorithm 2).
+
+    `active`, per node: False where the subtree's leaves are all zero (nothing to add).
+    """
     n = len(X)
     phi = np.zeros((n, n_features))
     ones = np.ones(n)
 
     def recurse(node: int, path: _Path, pz: float, po: FloatArray, pi: int) -> None:
+        if active is not None and not active[node]:
+            return
         path = path.copy()
         path.extend(pz, po, pi, n)
         if tree.left[node] < 0:
@@ -271,6 +286,67 @@ def _tree_table(tree: FlatTree, n_features: int) -> ShapTable:
     return ShapTable(feats, thresholds, tree.predict(X), phi)
 
 
+def _grid_size(tree: FlatTree, nodes: list[int]) -> int:
+    thresholds: dict[int, set[float]] = {}
+    for k in nodes:
+        thresholds.setdefault(int(tree.feature[k]), set()).add(float(tree.threshold[k]))
+    return int(np.prod([len(v) + 2 for v in thresholds.values()]))
+
+
+def _subtree(tree: FlatTree, node: int) -> list[int]:
+    """The nodes under `node`, itself included."""
+    out, stack = [], [node]
+    while stack:
+        k = stack.pop()
+        out.append(k)
+        if tree.left[k] >= 0:
+            stack += [int(tree.right[k]), int(tree.left[k])]
+    return out
+
+
+def _group_table(tree: FlatTree, n_features: int, root: int, ancestors: list[int]) -> ShapTable:
+    """The table of the leaves under `root`: their paths' splits only, other leaves zero."""
+    under = _subtree(tree, root)
+    splits = ancestors + [k for k in under if tree.left[k] >= 0]
+    feats = tuple(sorted({int(tree.feature[k]) for k in splits}))
+    thresholds = tuple(
+        np.unique(np.asarray([tree.threshold[k] for k in splits if tree.feature[k] == f]))
+        for f in feats
+    )
+    keep = np.zeros(len(tree.value), dtype=bool)
+    keep[under] = True
+    masked = replace(tree, value=np.where(keep & (tree.left < 0), tree.value, 0.0))
+    active = keep.copy()
+    active[ancestors] = True
+    grids = np.meshgrid(*[_representatives(thr) for thr in thresholds], indexing="ij")
+    X = np.full((grids[0].size, n_features), np.nan)
+    for j, f in enumerate(feats):
+        X[:, f] = grids[j].ravel()
+    phi = tree_shap(masked, X, n_features, active)[:, list(feats)]
+    return ShapTable(feats, thresholds, masked.predict(X), phi)
+
+
+def tree_tables(tree: FlatTree, n_features: int, max_cells: int = 32768) -> list[ShapTable]:
+    """One table for a tree whose grid fits in `max_cells`, else one per group of leaves."""
+    if not tree.features:
+        return []
+    splits = [k for k in range(len(tree.left)) if tree.left[k] >= 0]
+    if _grid_size(tree, splits) <= max_cells:
+        return [_tree_table(tree, n_features)]
+    tables: list[ShapTable] = []
+
+    def cut(node: int, ancestors: list[int]) -> None:
+        inner = [k for k in _subtree(tree, node) if tree.left[k] >= 0]
+        if not inner or _grid_size(tree, ancestors + inner) <= max_cells:
+            tables.append(_group_table(tree, n_features, node, ancestors))
+            return
+        cut(int(tree.left[node]), [*ancestors, node])
+        cut(int(tree.right[node]), [*ancestors, node])
+
+    cut(0, [])
+    return tables
+
+
 def build_tables(trees: list[FlatTree], n_features: int, max_cells: int = 32768) -> list[ShapTable]:
     """Exact tables for all trees with a split, merged into tables of at most `max_cells` cells.
 
@@ -278,7 +354,7 @@ def build_tables(trees: list[FlatTree], n_features: int, max_cells: int = 32768)
     tree's cells from its grid (a cell of the merged grid lies in exactly one cell of each
     member's grid), so merging costs only index arithmetic.
     """
-    own = [_tree_table(t, n_features) for t in trees if t.features]
+    own = [table for t in trees for table in tree_tables(t, n_features, max_cells)]
     own.sort(key=lambda t: (len(t.features), t.features))
     groups: list[list[ShapTable]] = []
     current: list[ShapTable] = []

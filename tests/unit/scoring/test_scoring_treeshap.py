@@ -54,3 +54,41 @@ def test_lookup_tables_give_the_same_contributions_and_margin(
 
     np.testing.assert_allclose(phi, expected[:, :-1], atol=1e-10)
     np.testing.assert_allclose(margin, booster.predict(probe, raw_score=True), atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def deep_booster_and_data() -> tuple[lgb.Booster, np.ndarray]:
+    """Deeper, unconstrained trees on more features: some trees' grids exceed a small budget."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    x = rng.normal(size=(n, 8))
+    x[rng.random(n) < 0.1, 3] = np.nan
+    x[:, 7] = rng.integers(0, 5, n)
+    logit = x[:, 0] * x[:, 1] - x[:, 2] + np.nan_to_num(x[:, 3]) * x[:, 4] + 0.2 * x[:, 7]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    params = {"objective": "binary", "max_depth": 5, "num_leaves": 24, "verbose": -1, "seed": 2}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=15)
+    return booster, x
+
+
+@pytest.mark.parametrize("max_cells", [64, 2048])
+def test_trees_cut_into_leaf_groups_keep_exact_contributions(
+    deep_booster_and_data: tuple[lgb.Booster, np.ndarray], max_cells: int
+) -> None:
+    booster, x = deep_booster_and_data
+    trees = treeshap.flatten_lightgbm(booster.dump_model())
+    probe = np.vstack([x[:1500], [[np.nan] * 8], [[0.0] * 8]])
+    expected = np.asarray(booster.predict(probe, pred_contrib=True))
+
+    tables = treeshap.build_tables(trees, 8, max_cells=max_cells)
+    phi = np.zeros((len(probe), 8))
+    margin = np.zeros(len(probe))
+    for table in tables:
+        cell = table.cell(probe)
+        phi[:, table.features] += table.phi[cell]
+        margin += table.margin[cell]
+
+    if max_cells == 64:  # the budget forces cuts: some trees give more than one table
+        assert sum(len(treeshap.tree_tables(t, 8, 64)) for t in trees) > len(trees)
+    np.testing.assert_allclose(phi, expected[:, :-1], atol=1e-9)
+    np.testing.assert_allclose(margin, booster.predict(probe, raw_score=True), atol=1e-9)

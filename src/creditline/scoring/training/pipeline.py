@@ -302,6 +302,7 @@ def _write_gbm(
     (folder / "gbm.json").write_text(json.dumps(body, indent=1))
     params = {
         "gbm": gbm_params.to_dict() | {"best_iteration": g.best_iteration},
+        "gbm_selection": g.selection,
         "monotone_constraints": dict(zip(g.features, g.constraints, strict=True)),
     }
     return ["model.txt", "gbm.json", "shap_tables.npz"], list(g.features), params
