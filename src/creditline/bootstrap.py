@@ -106,7 +106,6 @@ class Container:
     def decisioning(self) -> DecisioningWiring:
         if self._decisioning is None:
             from creditline.decisioning.adapters.lending_bridge import (
-                credit_summary,
                 line_opener,
                 representative_apr,
             )
@@ -125,7 +124,6 @@ class Container:
                 return SqlDecisioningUnitOfWork(
                     self.session_factory,
                     self.cipher,
-                    credit=credit_summary,
                     features=features,
                     lines=line_opener(clock),
                 )

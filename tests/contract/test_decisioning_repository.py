@@ -9,12 +9,19 @@ from decimal import Decimal
 from sqlalchemy import insert
 
 from creditline.bootstrap import Container
-from creditline.decisioning.adapters.sql import SqlDecisionRepository
-from creditline.decisioning.domain.application import DecisionDraft, ScoreResult
+from creditline.decisioning.adapters.lending_bridge import credit_summary
+from creditline.decisioning.adapters.sql import SqlApplicantReader, SqlDecisionRepository
+from creditline.decisioning.domain.application import (
+    ApplicantFacts,
+    DecisionDraft,
+    FeatureSnapshot,
+    ScoreResult,
+)
 from creditline.decisioning.domain.decision import Decision, Review, ReviewStatus
 from creditline.decisioning.domain.pipeline import Outcome, RuleHit, RuleOutcome
 from creditline.decisioning.domain.reasons import model_reason, reason
-from creditline.privacy.adapters.sql import customers
+from creditline.lending.adapters.tables import credit_lines
+from creditline.privacy.adapters.sql import consents, customers
 from creditline.shared.money import Money
 
 AT = datetime(2026, 1, 15, 3, 4, 5, 678901, tzinfo=UTC)
@@ -109,3 +116,81 @@ def test_a_session_that_commits_and_goes_on_writes_in_its_new_transaction(
         assert repository.get("app-1") == first
         assert repository.get("app-2") == second
         assert repository.get("app-3") is None
+
+
+def _consent(container: Container, consent_id: str, purpose: str, withdrawn: bool) -> None:
+    with container.engine.begin() as connection:
+        connection.execute(
+            insert(consents).values(
+                consent_id=consent_id,
+                customer_id="cus_1",
+                purpose=purpose,
+                notice_version="n1",
+                granted_at=AT,
+                withdrawn_at=AT if withdrawn else None,
+                end_reason="withdrawn" if withdrawn else None,
+            )
+        )
+
+
+def _line(container: Container, line_id: str, limit_minor: int, status: str) -> None:
+    with container.engine.begin() as connection:
+        connection.execute(
+            insert(credit_lines).values(
+                line_id=line_id,
+                customer_id="cus_1",
+                currency="CNY",
+                limit_minor=limit_minor,
+                outstanding_minor=0,
+                holds_minor=0,
+                daily_rate="0.0003",
+                status=status,
+                status_reason="opened",
+                open_draws=0,
+                opened_on=date(2026, 1, 1),
+                created_at=AT,
+            )
+        )
+
+
+def _facts_both_ways(container: Container) -> tuple[ApplicantFacts | None, ApplicantFacts | None]:
+    """The applicant's facts read with the one combined statement and with the two
+    separate ones (consents, then lending's credit summary)."""
+
+    def no_features(customer_id: str, on: date) -> FeatureSnapshot:
+        return FeatureSnapshot({}, 0, 0.0, 0, False)
+
+    read = []
+    for credit in (None, credit_summary):
+        with container.session_factory() as session:
+            reader = SqlApplicantReader(
+                session, None if credit is None else credit(session), no_features
+            )
+            read.append(reader.facts("cus_1", date(2026, 1, 15)))
+    return read[0], read[1]
+
+
+def test_consents_and_credit_read_in_one_statement_equal_the_separate_reads(
+    container: Container,
+) -> None:
+    _customer(container)
+    combined, separate = _facts_both_ways(container)
+    assert combined is not None
+    assert combined == separate
+    assert combined.consents == frozenset()
+    assert (combined.has_open_line, combined.other_limits) == (False, Money.yuan("0"))
+
+    _consent(container, "con_1", "credit_assessment", withdrawn=False)
+    _consent(container, "con_2", "credit_bureau_query", withdrawn=True)
+    _consent(container, "con_3", "marketing", withdrawn=False)
+    _line(container, "cl_1", 3_000_000, "active")
+    _line(container, "cl_2", 1_000_000, "frozen")
+    _line(container, "cl_3", 9_000_000, "closed")
+    combined, separate = _facts_both_ways(container)
+    assert combined is not None
+    assert combined == separate
+    assert combined.consents == {"credit_assessment", "marketing"}
+    # ¥30,000 + ¥10,000 of lines not closed; no loans, so nothing past due.
+    assert combined.has_open_line
+    assert combined.other_limits == Money.yuan("40000.00")
+    assert combined.max_days_past_due == 0

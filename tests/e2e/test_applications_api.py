@@ -26,11 +26,15 @@ from fastapi.testclient import TestClient
 from creditline.api.app import create_app
 from creditline.bootstrap import Container
 from creditline.data.datasets import Dataset
+from creditline.decisioning import service
+from creditline.decisioning.domain.decision import Decision
+from creditline.decisioning.domain.pipeline import Outcome
 from creditline.features.domain.online import FeatureVector
 from creditline.scoring.adapters.file_registry import FileModelRegistry
 from creditline.scoring.ports import Role
 from creditline.scoring.training.pipeline import train
 from creditline.shared.clock import FixedClock
+from creditline.shared.errors import ConflictError
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies" / "v2"
 GOOD = {
@@ -202,6 +206,110 @@ def test_a_replay_returns_the_same_decision_and_opens_no_second_line(
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert other_body.status_code == 409
+
+
+def test_a_replay_carries_the_first_responses_headers(
+    lender: tuple[TestClient, Container, FakeFeatureStore],
+) -> None:
+    client, _, store = lender
+    cid = customer(client, store, "good", GOOD)
+
+    first = apply(client, cid, "app-h")
+    again = apply(client, cid, "app-h")
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.content == first.content
+    assert first.headers["location"] == again.headers["location"] == "/v1/applications/app-h"
+    assert first.headers["content-type"] == again.headers["content-type"] == "application/json"
+    assert "idempotent-replayed" not in first.headers
+
+
+def test_two_identical_requests_racing_give_one_decision(
+    lender: tuple[TestClient, Container, FakeFeatureStore],
+) -> None:
+    client, _, store = lender
+    cid = customer(client, store, "good", GOOD)
+    transport = httpx.ASGITransport(app=client.app)
+
+    async def one() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await http.post(
+                "/v1/applications", json={"customer_id": cid}, headers={"Idempotency-Key": "twin"}
+            )
+
+    async def both() -> list[httpx.Response]:
+        return list(await asyncio.gather(one(), one()))
+
+    first, second = asyncio.run(both())
+    # The twin waits for the first to commit, then gets its stored answer.
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.content == second.content
+    replayed = [r.headers.get("idempotent-replayed") for r in (first, second)]
+    assert Counter(replayed) == {"true": 1, None: 1}
+    # One line: a later application of the same customer finds it open.
+    later = apply(client, cid, "after-twin")
+    assert later.json()["decision"] == "declined"
+    assert "EXISTING_OPEN_LINE" in codes(later)
+
+
+def test_an_error_answer_is_replayed_too(
+    lender: tuple[TestClient, Container, FakeFeatureStore],
+) -> None:
+    client, _, _ = lender
+
+    first = apply(client, "cus_nobody", "err-1")
+    again = apply(client, "cus_nobody", "err-1")
+
+    assert (first.status_code, again.status_code) == (404, 404)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["code"] == first.json()["code"] == "customer_not_found"
+
+
+def test_a_key_used_on_another_route_is_refused(
+    lender: tuple[TestClient, Container, FakeFeatureStore],
+) -> None:
+    client, _, store = lender
+    cid = customer(client, store, "good", GOOD)  # registered with key "reg-good"
+
+    response = apply(client, cid, "reg-good")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_key_reused"
+
+
+def test_in_process_a_retried_id_returns_the_stored_decision(
+    lender: tuple[TestClient, Container, FakeFeatureStore],
+) -> None:
+    """The service's own idempotency (no HTTP record): the id is looked up with the
+    customer's lock, in one statement on the SQL unit of work."""
+    client, container, store = lender
+    cid = customer(client, store, "good", GOOD)
+    other = customer(client, store, "thin", THIN)
+    wiring = container.decisioning()
+
+    def decide(customer_id: str) -> tuple[Decision, bool]:
+        return service.apply_for_credit(
+            wiring.uow(),
+            container.clock,
+            policies=wiring.policies,
+            scorer=wiring.scorer,
+            apr_of=wiring.apr_of,
+            application_id="app-in-process",
+            customer_id=customer_id,
+            requested_limit=None,
+            business_date=container.business_date(),
+        )
+
+    first, created = decide(cid)
+    again, created_again = decide(cid)
+
+    assert (created, created_again) == (True, False)
+    assert again == first
+    assert first.outcome is Outcome.APPROVED
+    with pytest.raises(ConflictError):
+        decide(other)
+    with pytest.raises(ConflictError):
+        decide("cus_nobody")
 
 
 @pytest.mark.parametrize(

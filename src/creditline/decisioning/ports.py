@@ -67,8 +67,26 @@ class LineOpener(Protocol):
         limit: Money,
         daily_rate: Decimal,
         on: date,
+        new: bool = False,
     ) -> str:
-        """Open a credit line in the application's transaction; returns its id."""
+        """Open a credit line in the application's transaction; returns its id.
+
+        `new`: the caller knows no line can hold `line_id` yet (its application has no
+        stored decision, in this transaction), so the opener need not look for one."""
+        ...
+
+
+class RequestRecord(Protocol):
+    """The caller's record of the request (an HTTP idempotency key), kept in the
+    application's own transaction: claimed by its first statement, completed with the
+    decision by its last, so it commits or rolls back with the decision."""
+
+    def claim(self) -> None:
+        """Claim the request; raises to stop (a replay, or a key used for another request)."""
+        ...
+
+    def complete(self, decision: Decision) -> None:
+        """Store the answer to `decision` beside it, before the commit."""
         ...
 
 
@@ -82,6 +100,9 @@ class DecisioningUnitOfWork(UnitOfWork, Protocol):
     @property
     def lines(self) -> LineOpener: ...
 
-    def lock_customer(self, customer_id: str) -> None:
-        """Serialise applications of one customer (row lock on PostgreSQL)."""
+    def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
+        """Serialise applications of one customer (row lock on PostgreSQL).
+
+        With `application_id`, the decision stored under it (if any) may be read in the
+        same statement, for the `decisions.get` that follows."""
         ...

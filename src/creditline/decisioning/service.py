@@ -28,7 +28,13 @@ from creditline.decisioning.domain.pipeline import (
     rule_hits,
 )
 from creditline.decisioning.domain.reasons import Reason, reason
-from creditline.decisioning.ports import AprOf, DecisioningUnitOfWork, PolicyEngine, Scorer
+from creditline.decisioning.ports import (
+    AprOf,
+    DecisioningUnitOfWork,
+    PolicyEngine,
+    RequestRecord,
+    Scorer,
+)
 from creditline.shared.clock import Clock
 from creditline.shared.errors import ConflictError, FieldIssue, InvalidInputError, NotFoundError
 from creditline.shared.money import Currency, Money
@@ -137,13 +143,19 @@ def apply_for_credit(
     customer_id: str,
     requested_limit: Money | None,
     business_date: date,
+    record: RequestRecord | None = None,
 ) -> tuple[Decision, bool]:
     """Decide an application and, if approved, open the line: all in one transaction.
 
     Idempotent on `application_id` (the caller's key): a retry returns the stored decision
-    (and False); the same id for another customer or amount is a conflict.
+    (and False); the same id for another customer or amount is a conflict. `record`, if
+    given, is claimed first and completed last in the same transaction.
     """
     with uow:
+        if record is not None:
+            record.claim()
+        # The lock comes first so that the look-up of the id can share its statement.
+        uow.lock_customer(customer_id, application_id)
         earlier = uow.decisions.get(application_id)
         if earlier is not None:
             if earlier.customer_id != customer_id or earlier.requested_limit != requested_limit:
@@ -151,8 +163,10 @@ def apply_for_credit(
                     "this application id was used for another application",
                     code="idempotency_key_reused",
                 )
+            if record is not None:
+                record.complete(earlier)
+                uow.commit()
             return earlier, False
-        uow.lock_customer(customer_id)
         facts = uow.applicants.facts(customer_id, business_date)
         if facts is None:
             raise NotFoundError(f"no customer {customer_id}", code="customer_not_found")
@@ -163,18 +177,23 @@ def apply_for_credit(
         )
         line_id = None
         if draft.outcome is Outcome.APPROVED:
+            # No decision holds this application id (read above, in this transaction),
+            # and only its decision or review opens the line named after it.
             line_id = uow.lines.open_line(
                 line_id=_line_id(application_id),
                 customer_id=customer_id,
                 limit=draft.limit,
                 daily_rate=_rate(draft),
                 on=business_date,
+                new=True,
             )
         review = Review(ReviewStatus.PENDING) if draft.outcome is Outcome.REVIEW else None
         decision = Decision(
             application_id, customer_id, requested_limit, draft, clock.now(), line_id, review
         )
         uow.decisions.add(decision)
+        if record is not None:
+            record.complete(decision)
         uow.commit()
     return decision, True
 

@@ -13,17 +13,34 @@ two of them, so on PostgreSQL they run in autocommit mode: no `BEGIN`/`COMMIT` r
 around a statement that is atomic on its own (the unique key still decides which of two
 concurrent claims wins). SQLite keeps its `BEGIN IMMEDIATE` transactions, which is how
 writers queue there.
+
+A route may instead keep the record *in its own transaction* (`POST /v1/applications`
+does: a decision is one transaction on one connection). Such a route is named once with
+`record_in_transaction(method, path)`; `claim` then writes nothing for it and the route,
+as the first statement of its transaction, claims the key with `claim_in` (an insert that
+does nothing on conflict: a racing twin waits on the key's unique index until the first
+commits, then finds its stored response) and, as its last, stores the response with
+`complete_in`. The claim and the response therefore commit or roll back with the work
+itself: no lease is needed, and a replay returns the stored bytes. When the route has
+done so it says `recorded(key)`, and the middleware's `complete` writes nothing; a
+response the route did not record (a 4xx raised before or inside it) is stored by
+`complete` as before, so errors replay as they always did.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from creditline.storage.tables import idempotency_keys
@@ -37,6 +54,42 @@ _RELEASE = (
     .where(idempotency_keys.c.key == bindparam("the_key"))
     .where(idempotency_keys.c.state == "in_flight")
 )
+
+
+# (method, path) of the routes that write their own record in their transaction.
+_IN_TRANSACTION: set[tuple[str, str]] = set()
+
+
+def record_in_transaction(method: str, path: str) -> None:
+    """Name a route (exact method and path, no query) that keeps its own record."""
+    _IN_TRANSACTION.add((method.upper(), path))
+
+
+def keeps_own_record(method: str, path: str) -> bool:
+    """Whether `claim` leaves the record of this request to the route's transaction."""
+    return (method.upper(), path) in _IN_TRANSACTION
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """What makes two requests "the same request": method, path (with query) and body."""
+    return hashlib.sha256(b"\x00".join([method.encode(), path.encode(), body])).hexdigest()
+
+
+_CLAIM_IN = {
+    "postgresql": postgresql.insert(idempotency_keys)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(idempotency_keys.c.key),
+    "sqlite": sqlite.insert(idempotency_keys)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(idempotency_keys.c.key),
+}
+_STORE_IF_ABSENT = {
+    "postgresql": postgresql.insert(idempotency_keys).on_conflict_do_nothing(
+        index_elements=["key"]
+    ),
+    "sqlite": sqlite.insert(idempotency_keys).on_conflict_do_nothing(index_elements=["key"]),
+}
+_READ = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("the_key"))
 
 
 class ClaimOutcome(StrEnum):
@@ -54,11 +107,26 @@ class Claim:
     body: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """A claim left to the route: what `complete` needs if the route records nothing."""
+
+    fingerprint: str
+    method: str
+    path: str
+    now: datetime
+
+
 class SqlIdempotencyStore:
     def __init__(self, engine: Engine, lease: timedelta) -> None:
         self._engine = engine
         self._lease = lease
         self._autocommit = engine.dialect.name == "postgresql"
+        # Claims left to in-transaction routes, and the keys those routes have recorded,
+        # per key (two requests with one key may run at once in this process).
+        self._lock = threading.Lock()
+        self._deferred: dict[str, list[_Deferred]] = {}
+        self._recorded: Counter[str] = Counter()
 
     @contextmanager
     def _one_statement(self) -> Iterator[Connection]:
@@ -71,6 +139,10 @@ class SqlIdempotencyStore:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def claim(self, key: str, fingerprint: str, method: str, path: str, now: datetime) -> Claim:
+        if (method, path) in _IN_TRANSACTION:
+            with self._lock:
+                self._deferred.setdefault(key, []).append(_Deferred(fingerprint, method, path, now))
+            return Claim(ClaimOutcome.CLAIMED)
         try:
             with self._one_statement() as connection:
                 connection.execute(
@@ -117,6 +189,29 @@ class SqlIdempotencyStore:
 
     def complete(self, key: str, status_code: int, headers: dict[str, str], body: bytes) -> None:
         """Store the response to replay: its status, body and replayable headers."""
+        deferred, recorded, alone = self._settle(key)
+        if recorded:
+            return
+        if deferred is not None:
+            if not alone:
+                # Two requests with this key in flight here and the route recorded neither:
+                # which fingerprint is whose is unknown, so none is stored (a retry re-runs,
+                # which the route's own idempotency makes safe).
+                return
+            with self._one_statement() as connection:
+                connection.execute(
+                    _STORE_IF_ABSENT[self._engine.dialect.name],
+                    {
+                        **_claim_values(
+                            key, deferred.fingerprint, deferred.method, deferred.path, deferred.now
+                        ),
+                        "state": "completed",
+                        "status_code": status_code,
+                        "headers": headers,
+                        "response_body": body,
+                    },
+                )
+            return
         with self._one_statement() as connection:
             connection.execute(
                 _COMPLETE,
@@ -131,5 +226,99 @@ class SqlIdempotencyStore:
 
     def release(self, key: str) -> None:
         """Forget a claim whose request failed on our side, so that a retry may run."""
+        deferred, _, _ = self._settle(key)
+        if deferred is not None:  # the route's transaction rolled its claim back
+            return
         with self._one_statement() as connection:
             connection.execute(_RELEASE, {"the_key": key})
+
+    def _settle(self, key: str) -> tuple[_Deferred | None, bool, bool]:
+        """Close one deferred claim of `key`: (the claim or None, recorded by the route,
+        whether it was the only one in flight)."""
+        with self._lock:
+            pending = self._deferred.get(key)
+            if not pending:
+                return None, False, True
+            deferred = pending.pop()
+            alone = not pending
+            if alone:
+                del self._deferred[key]
+            recorded = self._recorded[key] > 0
+            if recorded:
+                self._recorded[key] -= 1
+                if not self._recorded[key]:
+                    del self._recorded[key]
+            return deferred, recorded, alone
+
+    def recorded(self, key: str) -> None:
+        """The route has answered `key` in its own transaction (stored or replayed)."""
+        with self._lock:
+            if key in self._deferred:
+                self._recorded[key] += 1
+
+    # In-transaction records: statements on the route's own connection.
+
+    def claim_in(
+        self,
+        connection: Connection,
+        key: str,
+        fingerprint: str,
+        method: str,
+        path: str,
+        now: datetime,
+    ) -> Claim:
+        """Claim `key` inside the caller's transaction (see the module docstring)."""
+        claimed = connection.execute(
+            _CLAIM_IN[connection.dialect.name], _claim_values(key, fingerprint, method, path, now)
+        ).first()
+        if claimed is not None:
+            return Claim(ClaimOutcome.CLAIMED)
+        row = connection.execute(_READ, {"the_key": key}).one()
+        if row.fingerprint != fingerprint:
+            return Claim(ClaimOutcome.MISMATCH)
+        if row.state == "completed":
+            return Claim(ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body)
+        if row.locked_until > now:  # an out-of-transaction claim, still running
+            return Claim(ClaimOutcome.IN_FLIGHT)
+        # An out-of-transaction claim whose request died: this transaction takes it over.
+        connection.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.key == key)
+            .values(locked_until=now + self._lease)
+        )
+        return Claim(ClaimOutcome.CLAIMED)
+
+    def complete_in(
+        self,
+        connection: Connection,
+        key: str,
+        status_code: int,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> None:
+        """Store the response of a key claimed with `claim_in`, in the same transaction."""
+        connection.execute(
+            _COMPLETE,
+            {
+                "the_key": key,
+                "state": "completed",
+                "status_code": status_code,
+                "headers": headers,
+                "response_body": body,
+            },
+        )
+
+
+def _claim_values(
+    key: str, fingerprint: str, method: str, path: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "fingerprint": fingerprint,
+        "method": method,
+        "path": path,
+        "state": "in_flight",
+        "headers": {},
+        "created_at": now,
+        "locked_until": now,
+    }

@@ -82,11 +82,12 @@ class FakeDecisioningUnitOfWork:
         limit: Money,
         daily_rate: Decimal,
         on: date,
+        new: bool = False,
     ) -> str:
         self._pending_lines.append(OpenedLine(line_id, customer_id, limit, daily_rate))
         return line_id
 
-    def lock_customer(self, customer_id: str) -> None:
+    def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
         self.locked.append(customer_id)
 
     def __enter__(self) -> Self:

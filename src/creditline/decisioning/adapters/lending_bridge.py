@@ -18,10 +18,13 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from creditline.decisioning.adapters.sql import transaction_connection
+from creditline.decisioning.adapters.sql import (
+    CREDIT_SUMMARY,
+    credit_summary_of,
+    transaction_connection,
+)
 from creditline.decisioning.domain.application import CreditSummary
 from creditline.lending import service as lending_service
 from creditline.lending.adapters.sql import (
@@ -30,10 +33,9 @@ from creditline.lending.adapters.sql import (
     SqlLoanRepository,
     SqlRepaymentRepository,
 )
-from creditline.lending.adapters.tables import credit_lines, loans
-from creditline.lending.domain.credit_line import LineStatus
+from creditline.lending.domain.credit_line import CreditLine
 from creditline.lending.domain.schedule import build_schedule, effective_apr
-from creditline.lending.domain.terms import LoanStatus, LoanTerms, RepaymentMethod
+from creditline.lending.domain.terms import LoanTerms, RepaymentMethod
 from creditline.shared.clock import Clock
 from creditline.shared.money import Currency, Money
 
@@ -61,15 +63,50 @@ class SessionLendingUnitOfWork:
         self._session.flush()
 
 
+class _NewLines:
+    """Lending's line repository for a line id that no stored line can hold yet: the
+    look-up `open_credit_line` makes for a retried opening is answered without a query."""
+
+    def __init__(self, lines: SqlCreditLineRepository) -> None:
+        self._lines = lines
+
+    def add(self, line: CreditLine) -> None:
+        self._lines.add(line)
+
+    def get(self, line_id: str, *, for_update: bool = False) -> CreditLine | None:
+        return None
+
+    def save(self, line: CreditLine) -> None:
+        self._lines.save(line)
+
+
+class _NewLineUnitOfWork(SessionLendingUnitOfWork):
+    """Lending's unit of work on the application's session, for a line id that is new."""
+
+    def __init__(self, session: Session, clock: Clock) -> None:
+        super().__init__(session, clock)
+        self.lines = _NewLines(SqlCreditLineRepository(session, clock))  # type: ignore[assignment]
+
+
 class LendingLineOpener:
     def __init__(self, session: Session, clock: Clock) -> None:
-        self._uow = SessionLendingUnitOfWork(session, clock)
+        self._session = session
+        self._clock = clock
 
     def open_line(
-        self, *, line_id: str, customer_id: str, limit: Money, daily_rate: Decimal, on: date
+        self,
+        *,
+        line_id: str,
+        customer_id: str,
+        limit: Money,
+        daily_rate: Decimal,
+        on: date,
+        new: bool = False,
     ) -> str:
+        kind = _NewLineUnitOfWork if new else SessionLendingUnitOfWork
+        uow = kind(self._session, self._clock)
         line = lending_service.open_credit_line(
-            self._uow,
+            uow,
             line_id=line_id,
             customer_id=customer_id,
             limit=limit,
@@ -83,34 +120,14 @@ def line_opener(clock: Clock) -> Callable[[Session], LendingLineOpener]:
     return lambda session: LendingLineOpener(session, clock)
 
 
-# One round trip for the whole summary: the lines' count and limits and the worst days past
-# due of the open loans, as scalar subqueries of one statement built once.
-_SUMMARY = select(
-    select(func.count())
-    .where(credit_lines.c.customer_id == bindparam("customer_id"))
-    .where(credit_lines.c.status != LineStatus.CLOSED.value)
-    .scalar_subquery()
-    .label("open_lines"),
-    select(func.coalesce(func.sum(credit_lines.c.limit_minor), 0))
-    .where(credit_lines.c.customer_id == bindparam("customer_id"))
-    .where(credit_lines.c.status != LineStatus.CLOSED.value)
-    .scalar_subquery()
-    .label("limits_minor"),
-    select(func.coalesce(func.max(loans.c.days_past_due), 0))
-    .where(loans.c.customer_id == bindparam("customer_id"))
-    .where(loans.c.status != LoanStatus.CLOSED.value)
-    .scalar_subquery()
-    .label("worst_dpd"),
-)
-
-
 def credit_summary(session: Session) -> Callable[[str, date], CreditSummary]:
+    """The credit summary as a statement of its own (the unit of work's default reads it
+    with the consents, in one statement)."""
+
     def read(customer_id: str, on: date) -> CreditSummary:
-        row = transaction_connection(session).execute(_SUMMARY, {"customer_id": customer_id}).one()
-        return CreditSummary(
-            has_open_line=int(row.open_lines or 0) > 0,
-            max_days_past_due=int(row.worst_dpd or 0),
-            other_limits=Money(int(row.limits_minor or 0), Currency.CNY),
+        connection = transaction_connection(session)
+        return credit_summary_of(
+            connection.execute(CREDIT_SUMMARY, {"customer_id": customer_id}).one()
         )
 
     return read

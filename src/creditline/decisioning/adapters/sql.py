@@ -6,11 +6,12 @@ fingerprint) and, beside it, the review. Reasons and traces are JSON: they are r
 whole, never queried by part.
 
 The decision path runs a fixed handful of statements per application (look up the
-application id, lock and read the customer, read the active consents, the credit summary,
-open the line, store the decision, one commit). They are Core statements built once at
-import with bind parameters: building and hashing a statement per call cost more than
-running it on SQLite. The customer is read with its lock, and only the columns a decision
-uses (birth date, declared income): no encrypted field is opened to decide.
+application id, lock and read the customer, read the active consents and the credit
+summary in one statement, open the line, store the decision, one commit). They are Core
+statements built once at import with bind parameters: building and hashing a statement
+per call cost more than running it on SQLite. The customer is read with its lock, and
+only the columns a decision uses (birth date, declared income): no encrypted field is
+opened to decide.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -51,6 +54,9 @@ from creditline.decisioning.domain.decision import Decision, Review, ReviewStatu
 from creditline.decisioning.domain.pipeline import Outcome, RuleHit, RuleOutcome
 from creditline.decisioning.domain.reasons import Reason, ReasonSource
 from creditline.decisioning.ports import LineOpener
+from creditline.lending.adapters.tables import credit_lines, loans
+from creditline.lending.domain.credit_line import LineStatus
+from creditline.lending.domain.terms import LoanStatus
 from creditline.privacy.adapters.sql import consents, customers
 from creditline.privacy.ports import FieldCipher
 from creditline.shared.clock import age_on
@@ -135,8 +141,12 @@ _GET_DECISION = select(decisions).where(decisions.c.application_id == bindparam(
 
 
 class SqlDecisionRepository:
-    def __init__(self, session: Session) -> None:
+    """Decisions on the session. `known` holds decisions already read in this transaction
+    (by the unit of work's lock statement): `get` answers those without a query, once."""
+
+    def __init__(self, session: Session, known: dict[str, Decision | None] | None = None) -> None:
         self._session = session
+        self._known = known if known is not None else {}
 
     def add(self, decision: Decision) -> None:
         draft = decision.draft
@@ -206,6 +216,8 @@ class SqlDecisionRepository:
         }
 
     def get(self, application_id: str) -> Decision | None:
+        if application_id in self._known:
+            return self._known.pop(application_id)
         row = (
             transaction_connection(self._session)
             .execute(_GET_DECISION, {"application_id": application_id})
@@ -292,6 +304,68 @@ _ACTIVE_CONSENTS = (
     .where(consents.c.customer_id == bindparam("customer_id"))
     .where(consents.c.withdrawn_at.is_(None))
 )
+# The customer's credit summary from lending's tables (lines not closed: how many, their
+# limits; the worst days past due of the loans not closed), as one row of scalar subqueries.
+CREDIT_SUMMARY = select(
+    select(func.count())
+    .where(credit_lines.c.customer_id == bindparam("customer_id"))
+    .where(credit_lines.c.status != LineStatus.CLOSED.value)
+    .scalar_subquery()
+    .label("open_lines"),
+    select(func.coalesce(func.sum(credit_lines.c.limit_minor), 0))
+    .where(credit_lines.c.customer_id == bindparam("customer_id"))
+    .where(credit_lines.c.status != LineStatus.CLOSED.value)
+    .scalar_subquery()
+    .label("limits_minor"),
+    select(func.coalesce(func.max(loans.c.days_past_due), 0))
+    .where(loans.c.customer_id == bindparam("customer_id"))
+    .where(loans.c.status != LoanStatus.CLOSED.value)
+    .scalar_subquery()
+    .label("worst_dpd"),
+)
+_SUMMARY_ROW = CREDIT_SUMMARY.subquery("summary")
+# The summary and the active consents in one round trip: the summary's one row, joined to
+# each active consent (one row with no purpose when there is none). Read after the
+# customer's row is locked, as the two statements it replaces were.
+_CONSENTS_AND_CREDIT = select(
+    _SUMMARY_ROW.c.open_lines,
+    _SUMMARY_ROW.c.limits_minor,
+    _SUMMARY_ROW.c.worst_dpd,
+    consents.c.purpose,
+).select_from(
+    _SUMMARY_ROW.outerjoin(
+        consents,
+        and_(
+            consents.c.customer_id == bindparam("customer_id"),
+            consents.c.withdrawn_at.is_(None),
+        ),
+    )
+)
+
+
+def credit_summary_of(row: Any) -> CreditSummary:
+    return CreditSummary(
+        has_open_line=int(row.open_lines or 0) > 0,
+        max_days_past_due=int(row.worst_dpd or 0),
+        other_limits=Money(int(row.limits_minor or 0), Currency.CNY),
+    )
+
+
+# The same lock, and beside it the decision stored under an application id (if any): the
+# look-up of an application's id and the customer's lock in one round trip.
+_LOCK_CUSTOMER_AND_DECISION = (
+    select(
+        customers.c.birth_date.label("c_birth_date"),
+        customers.c.declared_income_minor.label("c_income_minor"),
+        customers.c.currency.label("c_currency"),
+        *decisions.c,
+    )
+    .select_from(
+        customers.outerjoin(decisions, decisions.c.application_id == bindparam("application_id"))
+    )
+    .where(customers.c.customer_id == bindparam("customer_id"))
+    .with_for_update(of=customers)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +384,7 @@ class SqlApplicantReader:
     def __init__(
         self,
         session: Session,
-        credit: Callable[[str, date], CreditSummary],
+        credit: Callable[[str, date], CreditSummary] | None,
         features: FeatureSource,
         locked: Mapping[str, _CustomerRow | None] | None = None,
     ) -> None:
@@ -327,8 +401,15 @@ class SqlApplicantReader:
         if customer is None:
             return None
         connection = transaction_connection(self._session)
-        purposes = connection.execute(_ACTIVE_CONSENTS, {"customer_id": customer_id}).scalars()
-        credit = self._credit(customer_id, on)
+        purposes: list[str]
+        if self._credit is None:  # both in one statement
+            rows = connection.execute(_CONSENTS_AND_CREDIT, {"customer_id": customer_id}).all()
+            credit = credit_summary_of(rows[0])
+            purposes = [row.purpose for row in rows if row.purpose is not None]
+        else:
+            found = connection.execute(_ACTIVE_CONSENTS, {"customer_id": customer_id}).scalars()
+            purposes = list(found)
+            credit = self._credit(customer_id, on)
         snapshot = self._features(customer_id, on)
         return ApplicantFacts(
             customer_id=customer_id,
@@ -368,7 +449,7 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         session_factory: sessionmaker[Session],
         cipher: FieldCipher,
         *,
-        credit: CreditReaderFactory,
+        credit: CreditReaderFactory | None = None,
         features: FeatureSource,
         lines: LineOpenerFactory,
     ) -> None:
@@ -380,15 +461,38 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         self._features = features
         self._lines = lines
         self._locked: dict[str, _CustomerRow | None] = {}
+        self._known: dict[str, Decision | None] = {}
 
     def _on_enter(self) -> None:
         self._locked = {}
-        self.decisions = SqlDecisionRepository(self.session)
-        self.applicants = SqlApplicantReader(
-            self.session, self._credit(self.session), self._features, self._locked
-        )
+        self._known = {}
+        self.decisions = SqlDecisionRepository(self.session, self._known)
+        credit = None if self._credit is None else self._credit(self.session)
+        self.applicants = SqlApplicantReader(self.session, credit, self._features, self._locked)
         self.lines = self._lines(self.session)
 
-    def lock_customer(self, customer_id: str) -> None:
+    def connection(self) -> Connection:
+        """The connection of this unit of work's transaction (for statements of the
+        caller's own kept in the same transaction, such as an idempotency record)."""
+        return transaction_connection(self.session)
+
+    def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
         # The lock and the read are one statement; the applicant reader reuses the row.
-        self._locked[customer_id] = _read_customer(self.session, customer_id)
+        if application_id is None:
+            self._locked[customer_id] = _read_customer(self.session, customer_id)
+            return
+        row = (
+            transaction_connection(self.session)
+            .execute(
+                _LOCK_CUSTOMER_AND_DECISION,
+                {"customer_id": customer_id, "application_id": application_id},
+            )
+            .one_or_none()
+        )
+        if row is None:  # no such customer: the decision is looked up on its own
+            self._locked[customer_id] = None
+            return
+        income = Money(int(row.c_income_minor), Currency(row.c_currency))
+        self._locked[customer_id] = _CustomerRow(row.c_birth_date, income)
+        m = row._mapping
+        self._known[application_id] = None if m["application_id"] is None else _decision_of(m)
