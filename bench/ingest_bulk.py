@@ -6,15 +6,15 @@
 Events come from the simulator (the same schema as real input). Each path validates every
 event and stores it exactly once, as in production:
 
-- bulk: `ingest_batch` in transactions of 5,000 rows (what `creditline events load` does,
-  minus file reading), on SQLite, again on SQLite (every event a duplicate), and on
-  PostgreSQL (COPY; skipped when unreachable);
+- bulk: `ingest_batch` in transactions of 5,000 rows (`--batch`; what `creditline events
+  load` does, minus file reading), on SQLite, again on SQLite (every event a duplicate),
+  and on PostgreSQL (COPY; skipped when unreachable or with `--no-postgres`);
 - `creditline events load FILE` end to end (the real command in process, file reading and
   error file included) for Parquet, JSON Lines and CSV files of the same events, on SQLite;
 - HTTP: batches of 1,000 to `POST /v1/events` over SQLite, in process (FastAPI TestClient,
   no network) and, with `--uvicorn`, through a real `uvicorn` server on localhost (one
   client, one request at a time). Request bodies are serialised before the clock starts;
-  the app is built before it starts too.
+  the app is built before it starts too. `--no-files` and `--no-http` skip those paths.
 
 Each figure is events / wall-clock seconds of the timed part only; the machine's load
 average is printed with the table because the figures move with it. On a shared, loaded
@@ -115,14 +115,14 @@ def write_files(events: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
     return files
 
 
-def cli_load(url: str, path: Path, folder: Path) -> int:
+def cli_load(url: str, path: Path, folder: Path, batch: int = 5_000) -> int:
     """`creditline events load PATH` in process, against the database at `url`."""
     from typer.testing import CliRunner
 
     from creditline.cli.main import app
 
     env = {"CREDITLINE_DATABASE_URL": url, "CREDITLINE_DATA_DIR": str(folder / "cli")}
-    result = CliRunner().invoke(app, ["events", "load", str(path)], env=env)
+    result = CliRunner().invoke(app, ["events", "load", str(path), "--batch", str(batch)], env=env)
     if result.exit_code != 0:
         raise RuntimeError(f"events load failed: {result.output}")
     engine = create_db_engine(url)
@@ -236,21 +236,34 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--uvicorn", action="store_true", help="also post to a real server")
     parser.add_argument("--no-files", action="store_true", help="skip `events load FILE`")
+    parser.add_argument("--no-http", action="store_true", help="skip `POST /v1/events`")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the COPY path")
+    parser.add_argument("--batch", type=int, default=5_000, help="rows per bulk transaction")
+    parser.add_argument(
+        "--http-only", action="store_true", help="only `POST /v1/events` (no bulk, COPY, files)"
+    )
     args = parser.parse_args()
+    if args.http_only:
+        args.no_files = args.no_postgres = True
+    size = args.batch
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="creditline-ingest-") as name:
         folder = Path(name)
         events = sample_events(args.events, folder)
         count = len(events)
         url = sqlite_database(folder, "bulk")
-        results.append(timed("SQLite, bulk (5,000/txn)", count, lambda: bulk(url, events)))
-        results.append(timed("SQLite, reload (all duplicates)", count, lambda: bulk(url, events)))
-        pg_url = postgres_database()
+        txn = f"{size:,}/txn"
+        if not args.http_only:
+            results.append(timed(f"SQLite, bulk ({txn})", count, lambda: bulk(url, events, size)))
+            results.append(
+                timed("SQLite, reload (all duplicates)", count, lambda: bulk(url, events, size))
+            )
+        pg_url = None if args.no_postgres else postgres_database()
         if pg_url is not None:
             try:
                 migrate.upgrade(pg_url)
                 results.append(
-                    timed("PostgreSQL, COPY (5,000/txn)", count, lambda: bulk(pg_url, events))
+                    timed(f"PostgreSQL, COPY ({txn})", count, lambda: bulk(pg_url, events, size))
                 )
             finally:
                 drop(pg_url)
@@ -263,16 +276,17 @@ def main() -> None:
                 file_url = sqlite_database(folder, f"file-{path.suffix[1:]}")
                 results.append(
                     timed(
-                        f"`events load` {kind} file, SQLite",
+                        f"`events load` {kind} file, SQLite ({txn})",
                         count,
-                        lambda p=path, u=file_url: cli_load(u, p, folder),  # type: ignore[misc]
+                        lambda p=path, u=file_url: cli_load(u, p, folder, size),  # type: ignore[misc]
                     )
                 )
-        requests = bodies(events, 1_000)
-        label, _, stored, seconds, cpu = http_in_process(
-            sqlite_database(folder, "http"), requests, folder
-        )
-        results.append((label, count, stored, seconds, cpu))
+        requests = bodies(events, 1_000) if args.uvicorn or not args.no_http else []
+        if not args.no_http:
+            label, _, stored, seconds, cpu = http_in_process(
+                sqlite_database(folder, "http"), requests, folder
+            )
+            results.append((label, count, stored, seconds, cpu))
         if args.uvicorn:
             label, _, stored, seconds, cpu = http_uvicorn(
                 sqlite_database(folder, "uvicorn"), requests, folder

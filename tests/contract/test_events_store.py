@@ -144,3 +144,26 @@ def test_every_event_type_round_trips(store: EventStore) -> None:
     assert report.accepted == len(raws)
     stored = {e.event_id: e for e in store.for_customer("cus-1")}
     assert all(stored[str(raw["event_id"])] == parse_event(raw) for raw in raws)
+
+
+def test_a_bulk_sized_batch_stores_the_new_rows_once_and_hands_exactly_them_on(
+    store: EventStore,
+) -> None:
+    # More rows than a bulk batch (SQLite then widens the connection's page cache), part
+    # of them already stored, one reused for other content.
+    ingest_batch(store, [payment(n) for n in range(0, 6_000, 3)])
+    handed: list[str] = []
+    raws = [payment(n) for n in range(6_000)]
+    raws[3] = payment(3, amount=999)
+
+    report = ingest_batch(
+        store,
+        raws,
+        on_stored_table=lambda table: handed.extend(table.column("event_id").to_pylist()),
+    )
+
+    new = [f"evt-{n}" for n in range(6_000) if n % 3]
+    assert (report.accepted, report.duplicates) == (len(new), 2_000 - 1)
+    assert [(r.index, r.code) for r in report.rejected] == [(3, "conflict")]
+    assert sorted(handed) == sorted(new)
+    assert store.count() == 6_000

@@ -22,9 +22,12 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from enum import StrEnum
-from typing import Any
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +69,7 @@ ARROW_TYPES: dict[FieldKind, pa.DataType] = {
 EVENT_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in EVENT_FIELDS])
 _FIELD_SET = frozenset(FIELD_NAMES)
 _NONE = type(None)
+_ZONE = attrgetter("tzinfo")
 #: Whole numbers written as text that `int()` and Arrow's cast read alike (no sign, no
 #: leading zero, at most 12 digits: `MAX_AMOUNT_MINOR` has 12).
 _PLAIN_INT = r"^(0|[1-9][0-9]{0,11})$"
@@ -147,10 +151,18 @@ def validate_batch(raws: Sequence[Mapping[str, object]]) -> BatchValidation:
     size = len(raws)
     if size == 0:
         return BatchValidation(ValidBatch(_empty_table(), ()), ())
-    unknown = np.fromiter(
-        (not raw.keys() <= _FIELD_SET for raw in raws), dtype=np.bool_, count=size
-    )
-    columns = {name: [raw.get(name) for raw in raws] for name in FIELD_NAMES}
+    if set().union(*raws) <= _FIELD_SET:  # the common case: no row has an unknown field
+        unknown = np.zeros(size, dtype=np.bool_)
+    else:
+        unknown = np.fromiter(
+            (not raw.keys() <= _FIELD_SET for raw in raws), dtype=np.bool_, count=size
+        )
+    columns: dict[str, list[object]]
+    if all(type(raw) is dict for raw in raws):  # rows from JSON, CSV and Parquet: plain dicts
+        dicts = cast("Sequence[dict[str, object]]", raws)
+        columns = {name: list(map(dict.get, dicts, repeat(name, size))) for name in FIELD_NAMES}
+    else:
+        columns = {name: [raw.get(name) for raw in raws] for name in FIELD_NAMES}
     return _validate(columns, size, unknown, raws.__getitem__)
 
 
@@ -417,7 +429,16 @@ def _plain_instant(text: str) -> datetime | None:
     return instant if instant.tzinfo is not None else None
 
 
+#: Time zones whose `utcoffset` is never None: an instant carrying one is aware.
+_FIXED_ZONES = (timezone, ZoneInfo)
+
+
 def _timestamp_column(name: str, values: list[object]) -> Column:
+    if _types(values) <= {datetime, _NONE}:
+        zones = set(map(_ZONE, filter(None, values)))
+        if all(type(zone) in _FIXED_ZONES for zone in zones):  # every instant is aware
+            array = pa.array(values, type=pa.timestamp("us", tz="UTC"))
+            return array, np.zeros(len(values), dtype=np.bool_)
     out, doubt = _parsed(values, datetime, _plain_instant)
     for i, value in enumerate(out):
         if value is not None and value.utcoffset() is None:  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from creditline.data.columnar import ValidBatch, validate_batch, validate_table
 from creditline.data.domain.events import BehaviourEvent
@@ -81,25 +82,34 @@ def _store(
 ) -> IngestReport:
     """Store the valid events once each: repeats inside the batch and ids already stored
     count as duplicates when their digest matches, as conflicts when it does not."""
-    ids, digests = valid.event_ids, valid.digests
-    first: dict[str, int] = {}
     duplicates = 0
-    for row, (event_id, digest) in enumerate(zip(ids, digests, strict=True)):
-        earlier = first.get(event_id)
-        if earlier is None:
-            first[event_id] = row
-        elif digests[earlier] == digest:
-            duplicates += 1
-        else:
-            rejected.append(_conflict(positions[valid.positions[row]], event_id))
-    fresh = valid if len(first) == len(valid) else valid.take(list(first.values()))
+    first: dict[str, int] | None = None
+    digests: list[str] | None = None
+    if pc.count_distinct(valid.table.column("event_id")).as_py() == len(valid):
+        fresh = valid  # the common case, told by Arrow: no id repeats inside the batch
+    else:
+        ids, digests = valid.event_ids, valid.digests
+        first = {}
+        for row, (event_id, digest) in enumerate(zip(ids, digests, strict=True)):
+            earlier = first.get(event_id)
+            if earlier is None:
+                first[event_id] = row
+            elif digests[earlier] == digest:
+                duplicates += 1
+            else:
+                rejected.append(_conflict(positions[valid.positions[row]], event_id))
+        fresh = valid if len(first) == len(valid) else valid.take(list(first.values()))
     result = _append(store, fresh)
-    for event_id, stored_digest in result.existing.items():
-        row = first[event_id]
-        if stored_digest == digests[row]:
-            duplicates += 1
-        else:
-            rejected.append(_conflict(positions[valid.positions[row]], event_id))
+    if result.existing:
+        if first is None or digests is None:
+            first = {event_id: row for row, event_id in enumerate(valid.event_ids)}
+            digests = valid.digests
+        for event_id, stored_digest in result.existing.items():
+            row = first[event_id]
+            if stored_digest == digests[row]:
+                duplicates += 1
+            else:
+                rejected.append(_conflict(positions[valid.positions[row]], event_id))
     rejected.sort(key=lambda rejection: rejection.index)
     if (on_stored is not None or on_stored_table is not None) and result.inserted:
         stored = fresh

@@ -11,10 +11,13 @@ expected values come from calling `parse_event` on each row on its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -211,6 +214,49 @@ def test_a_clean_batch_needs_no_row_by_row_check() -> None:
 
     assert checked.invalid == ()
     assert checked.valid.events() == [parse_event(raw) for raw in raws]
+
+
+class _NoOffset(tzinfo):
+    """A time zone that knows no offset: an instant carrying it is naive to `parse_event`."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "zones",
+    [
+        [ZoneInfo("Asia/Shanghai"), ZoneInfo("UTC"), UTC, timezone(timedelta(hours=-3))],
+        [ZoneInfo("Asia/Shanghai"), None],
+        [UTC, _NoOffset()],
+    ],
+)
+def test_instants_given_as_datetimes_are_taken_like_parse_event_takes_them(
+    zones: list[tzinfo | None],
+) -> None:
+    # Every occurred_at a datetime (the batch path's quick case when every zone has an
+    # offset), in plain dicts and in read-only mappings (the general column extraction).
+    base = datetime(2026, 1, 31, 23, 30, 15, 123456, tzinfo=UTC).replace(tzinfo=None)
+    raws = [
+        {
+            **BASE,
+            "event_type": "payment",
+            **GOOD[EventType.PAYMENT],
+            "event_id": f"evt-{i}",
+            "occurred_at": base.replace(tzinfo=zone) + timedelta(minutes=i),
+        }
+        for i, zone in enumerate(zones)
+    ]
+    expected = [oracle(raw) for raw in raws]
+
+    assert_agrees_with_oracle(validate_batch(raws), expected)
+    assert_agrees_with_oracle(validate_batch([MappingProxyType(raw) for raw in raws]), expected)
 
 
 def test_digests_are_the_events_own() -> None:
