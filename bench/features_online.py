@@ -9,6 +9,10 @@ in-process store (and into Redis with `--redis`) in batches of 1,000, as ingesti
 hand them over, then random customers' full feature vectors are read as of the day after
 the simulated window. Prints events/s for updates and read latency percentiles.
 
+With `--tables`, the updates are fed as Arrow tables of 1,000 rows (`apply_table`, what
+`POST /v1/events` hands over after storing a batch) instead of `FeatureEvent` objects;
+`--skip-memory` benchmarks only Redis.
+
 With `--background`, the Redis reads are measured a second time while another process
 keeps writing: it folds the same events, in batches of 1,000, as fast as it can or at
 `--background-rate` events/s, into a second store on the same Redis (its own prefix, so
@@ -34,9 +38,12 @@ try:
 except ModuleNotFoundError:  # run as a script (python bench/features_online.py)
     from features_batch import population  # type: ignore[import-not-found,no-redef]
 
+import pyarrow as pa
+import pyarrow.dataset as ds
+
 from creditline.features.adapters.memory_store import InMemoryFeatureStore
 from creditline.features.adapters.parquet_events import read_events
-from creditline.features.domain.events import FeatureEvent
+from creditline.features.domain.events import EVENT_COLUMNS, FeatureEvent
 from creditline.features.ports import OnlineFeatureStore
 
 BATCH = 1_000
@@ -65,6 +72,24 @@ def feed(store: OnlineFeatureStore, events: list[FeatureEvent]) -> tuple[float, 
         store.apply(batch)
     elapsed, used = time.perf_counter() - started, cpu_seconds(store) - cpu
     return len(events) / elapsed, used / len(events) * 1e6
+
+
+def feed_tables(store: OnlineFeatureStore, tables: list[pa.Table]) -> tuple[float, float]:
+    """`feed` for batches given as Arrow tables (the store's `apply_table`)."""
+    rows = sum(t.num_rows for t in tables)
+    started, cpu = time.perf_counter(), cpu_seconds(store)
+    for table in tables:
+        store.apply_table(table)  # type: ignore[attr-defined]
+    elapsed, used = time.perf_counter() - started, cpu_seconds(store) - cpu
+    return rows / elapsed, used / rows * 1e6
+
+
+def event_tables(folder: Path) -> list[pa.Table]:
+    """The population's events as Arrow tables of `BATCH` rows, in file order."""
+    dataset = ds.dataset(sorted(str(p) for p in folder.rglob("*.parquet")), format="parquet")
+    names = [name for name, _ in EVENT_COLUMNS if name in dataset.schema.names]
+    table = dataset.to_table(columns=names)
+    return [table.slice(start, BATCH) for start in range(0, table.num_rows, BATCH)]
 
 
 def read_latencies(
@@ -127,12 +152,19 @@ def main() -> None:
         default=0.0,
         help="Events/s the background writer aims at (default 0: as fast as it can).",
     )
+    parser.add_argument(
+        "--tables", action="store_true", help="Feed updates as Arrow tables (apply_table)."
+    )
+    parser.add_argument("--skip-memory", action="store_true", help="Benchmark Redis only.")
     parser.add_argument("--work", type=Path, default=Path("/tmp/creditline-bench-features"))
     args = parser.parse_args()
 
     folder, as_of = population("simulator", args.customers, args.months, args.work)
     events = list(read_events(folder))
-    stores: list[tuple[str, OnlineFeatureStore]] = [("in-process", InMemoryFeatureStore())]
+    tables = event_tables(folder) if args.tables else []
+    stores: list[tuple[str, OnlineFeatureStore]] = []
+    if not args.skip_memory:
+        stores.append(("in-process", InMemoryFeatureStore()))
     cleanup = None
     if args.redis:
         import redis
@@ -152,7 +184,7 @@ def main() -> None:
     )
     try:
         for name, store in stores:
-            rate, cpu_per_event = feed(store, events)
+            rate, cpu_per_event = feed_tables(store, tables) if tables else feed(store, events)
             customers = store.customers()
             read_latencies(store, customers, 200, as_of)  # warm up
             timings, cpu_per_read = read_latencies(store, customers, args.reads, as_of)

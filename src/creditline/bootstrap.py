@@ -34,6 +34,8 @@ from creditline.storage.engine import create_db_engine, make_session_factory
 from creditline.storage.idempotency import SqlIdempotencyStore
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from creditline.decisioning.adapters.model_features import ChampionScorer
     from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
     from creditline.decisioning.adapters.zen_policies import ZenPolicyEngine
@@ -102,6 +104,23 @@ class Container:
             self.feature_store()
             return
         self.feature_store().apply(event_from_record(e.as_record()) for e in events)
+
+    def record_feature_table(self, table: pa.Table) -> None:
+        """`record_features` for the stored rows as one Arrow table (the columns of
+        `ValidBatch.table`): a columnar store folds it without an object per event."""
+        from creditline.features.ports import ColumnarFeatureStore
+
+        if self._feature_store is None and not self.settings.redis_url:
+            # Built now from the event table, which already holds these events.
+            self.feature_store()
+            return
+        store = self.feature_store()
+        if isinstance(store, ColumnarFeatureStore):
+            store.apply_table(table)
+            return
+        from creditline.features.adapters.parquet_events import event_from_record
+
+        store.apply(event_from_record(row) for row in table.to_pylist())
 
     def decisioning(self) -> DecisioningWiring:
         if self._decisioning is None:

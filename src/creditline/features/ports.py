@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from creditline.features.domain.events import FeatureEvent
 from creditline.features.domain.online import FeatureVector
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Called with the share of the work done so far, 0.0 … 1.0.
 ProgressCallback = Callable[[float], None]
@@ -55,4 +58,14 @@ class OnlineFeatureStore(Protocol):
 
     def customers(self) -> list[str]:
         """Every customer with state, sorted."""
+        ...
+
+
+@runtime_checkable
+class ColumnarFeatureStore(OnlineFeatureStore, Protocol):
+    """An online store that also folds a batch given as an Arrow table (no object per event)."""
+
+    def apply_table(self, table: pa.Table) -> int:
+        """Fold the rows of a table of stored events (`EVENT_COLUMNS`; extra columns are
+        ignored): the same state as `apply` of the same events; returns how many."""
         ...

@@ -16,14 +16,18 @@ store with another layout never reads these keys, it starts empty and is fed aga
 - `{prefix}:flag`: hash customer id → day of the customer's first flag event.
 
 Writing is an append, one pipelined round trip per batch: `apply` groups the batch by
-customer and sends one `RPUSH` of all its events per customer, one `SADD` per set and one
-script call for all the index minima (which commute, so they need no transaction). When
-pending lists reach `COMPACT_AT` events, the writer folds them into the states, all due
-customers together: one round trip reads their states, versions and pending lists (in
-`MULTI`, a consistent snapshot), the events are folded in Python, and one round trip of a
-compare-and-set script writes each state, bumps its version and trims exactly the n
-folded events (appends go to the tail, so none is lost). A customer whose version moved
-meanwhile (another writer compacted it) is retried.
+customer and sends one script call that does one `RPUSH` of all its events per customer
+and one `SADD` per set, and one script call for all the index minima (which commute, so
+they need no transaction). When pending lists reach `COMPACT_AT` events, the writer folds
+them into the states, all due customers together: one round trip reads their states,
+versions and pending lists (one script call: a consistent snapshot), the events are
+folded in Python, and one compare-and-set script call writes each state, bumps its
+version and trims exactly the n folded events (appends go to the tail, so none is lost).
+A batch comes as events (`apply`) or as the Arrow table ingestion stored (`apply_table`);
+either way it is handled as columns (`EventColumns`), and a compaction decodes all due
+customers' pending events with one `json.loads` and folds them as one batch
+(`OnlinePlan.apply_columns`, the same state as folding them one by one). A customer whose
+version moved meanwhile (another writer compacted it) is retried.
 
 A read is one round trip: a script returns, atomically, the state, the fewer than
 `COMPACT_AT` pending events (folded in memory), every device hash of the customer's
@@ -41,17 +45,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import redis
 
+from creditline.features.adapters.parquet_events import columns_from_table
+from creditline.features.domain.columns import VALUE_COLUMNS, EventColumns
 from creditline.features.domain.definitions import TRANSFER_TYPES
 from creditline.features.domain.events import EventType, FeatureEvent, date_of_day, day_number
 from creditline.features.domain.online import (
     CustomerState,
     FeatureVector,
     OnlinePlan,
-    events_for_state,
-    login_device,
-    matches,
 )
 
 #: Pending events that trigger a fold into the state; also bounds the fold on a read,
@@ -77,7 +81,30 @@ end
 return 0
 """
 
+# KEYS: the pending lists of a batch, then sets; ARGV: how many pending lists, then for
+# each key the number of values and the values (RPUSH to a list, SADD to a set, in chunks
+# that stay within Lua's unpack limit). Returns the length of each pending list.
+_APPEND = """
+local lists = tonumber(ARGV[1])
+local a = 2
+local lengths = {}
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local command = k <= lists and 'RPUSH' or 'SADD'
+  local last = a + n - 1
+  local length = 0
+  for first = a, last, 1000 do
+    length = redis.call(command, KEYS[k], unpack(ARGV, first, math.min(first + 999, last)))
+  end
+  if k <= lists then lengths[k] = length end
+  a = last + 1
+end
+return lengths
+"""
+
 # KEYS: state, version, pending; ARGV: the version read, the new state, events folded.
+# (One customer's compare-and-set; the writer uses `_COMPARE_AND_SET_MANY`.)
 _COMPARE_AND_SET = """
 local version = redis.call('GET', KEYS[2]) or ''
 if version ~= ARGV[1] then return 0 end
@@ -85,6 +112,38 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('INCR', KEYS[2])
 redis.call('LTRIM', KEYS[3], tonumber(ARGV[3]), -1)
 return 1
+"""
+
+# KEYS: state, version, pending of each customer; returns state, version, pending events
+# of each (a script runs atomically: a consistent snapshot of them all).
+_READ_MANY = """
+local out = {}
+for k = 1, #KEYS, 3 do
+  out[#out + 1] = redis.call('GET', KEYS[k])
+  out[#out + 1] = redis.call('GET', KEYS[k + 1])
+  out[#out + 1] = redis.call('LRANGE', KEYS[k + 2], 0, -1)
+end
+return out
+"""
+
+# Compare-and-set of many states: KEYS state, version, pending of each customer; ARGV the
+# version read, the new state and the number of events folded of each. Each state whose
+# version is unchanged is written, its version bumped and exactly the folded events
+# trimmed; returns 1 (written) or 0 (version moved) per customer.
+_COMPARE_AND_SET_MANY = """
+local done = {}
+for k = 1, #KEYS, 3 do
+  local version = redis.call('GET', KEYS[k + 1]) or ''
+  if version == ARGV[k] then
+    redis.call('SET', KEYS[k], ARGV[k + 1])
+    redis.call('INCR', KEYS[k + 1])
+    redis.call('LTRIM', KEYS[k + 2], tonumber(ARGV[k + 2]), -1)
+    done[#done + 1] = 1
+  else
+    done[#done + 1] = 0
+  end
+end
+return done
 """
 
 # KEYS: state, pending, devices, partners, flag; ARGV: the device-hash key prefix.
@@ -132,7 +191,10 @@ class RedisFeatureStore:
         self.prefix = prefix
         self.plan = plan or OnlinePlan.of()
         self._keep_minimum = client.register_script(_KEEP_MINIMUM)
+        self._append = client.register_script(_APPEND)
         self._compare_and_set = client.register_script(_COMPARE_AND_SET)
+        self._read_many = client.register_script(_READ_MANY)
+        self._compare_and_set_many = client.register_script(_COMPARE_AND_SET_MANY)
         self._read = client.register_script(_READ)
 
     @classmethod
@@ -147,51 +209,53 @@ class RedisFeatureStore:
         return f"{self.prefix}:flag"
 
     def apply(self, events: Iterable[FeatureEvent]) -> int:
-        pushed: dict[str, list[str]] = defaultdict(list)
-        devices: dict[str, dict[str, int]] = defaultdict(dict)
-        partners: dict[str, set[str]] = defaultdict(set)
-        flags: dict[str, int] = {}
-        for event in events_for_state(events):
-            pushed[event.customer_id].append(_encode(event))
-            self._collect_indexes(event, devices, partners, flags)
-        if not pushed:
+        return self.apply_columns(EventColumns.of_events(events))
+
+    def apply_table(self, table: pa.Table) -> int:
+        """Append the rows of an Arrow table of stored events (`EVENT_COLUMNS`, any extra
+        columns ignored); returns how many events, transfers' mirrors included."""
+        return self.apply_columns(columns_from_table(table))
+
+    def apply_columns(self, columns: EventColumns) -> int:
+        """Append a batch given as columns (mirrors included): one pipelined round trip,
+        then the compaction of the customers whose pending lists reached `COMPACT_AT`."""
+        if not len(columns):
             return 0
+        pushed: dict[str, list[str]] = defaultdict(list)
+        customers = columns.customer_id
+        for row, text in zip(columns.order, _encode_rows(columns), strict=True):
+            pushed[customers[row]].append(text)
+        devices, flags = self.plan.index_columns(columns)
+        partners: dict[str, set[str]] = defaultdict(set)
+        counterparties = columns.values["counterparty_id"]
+        for row, kind in enumerate(columns.event_type):
+            if kind in TRANSFER_TYPES and counterparties[row]:
+                partners[customers[row]].add(counterparties[row])
+        # One script call appends every customer's events and adds to every set (one
+        # command for redis-py to pack and one reply to parse, not one per customer).
+        keys: list[str] = []
+        args: list[str | int] = [len(pushed)]
+        for customer, encoded in pushed.items():
+            keys.append(self._key("pending", customer))
+            args += [len(encoded), *encoded]
+        for customer, seen in partners.items():
+            keys.append(self._key("partners", customer))
+            args += [len(seen), *seen]
+        by_customer: dict[str, set[str]] = defaultdict(set)
+        for device, firsts in devices.items():
+            for customer in firsts:
+                by_customer[customer].add(device)
+        for customer, used in by_customer.items():
+            keys.append(self._key("devices", customer))
+            args += [len(used), *used]
         with self.client.pipeline(transaction=False) as pipe:
-            for customer, encoded in pushed.items():
-                pipe.rpush(self._key("pending", customer), *encoded)
-            for customer, seen in partners.items():
-                pipe.sadd(self._key("partners", customer), *seen)
-            by_customer: dict[str, set[str]] = defaultdict(set)
-            for device, customers in devices.items():
-                for customer in customers:
-                    by_customer[customer].add(device)
-            for customer, used in by_customer.items():
-                pipe.sadd(self._key("devices", customer), *used)
+            self._append(keys=keys, args=args, client=pipe)
             self._queue_minima(pipe, devices, flags)
-            lengths = pipe.execute()[: len(pushed)]
+            lengths = pipe.execute()[0]
         due = [c for c, length in zip(pushed, lengths, strict=True) if length >= COMPACT_AT]
         if due:
             self.compact_many(sorted(due))
-        return sum(len(encoded) for encoded in pushed.values())
-
-    def _collect_indexes(
-        self,
-        event: FeatureEvent,
-        devices: dict[str, dict[str, int]],
-        partners: dict[str, set[str]],
-        flags: dict[str, int],
-    ) -> None:
-        device = login_device(event)
-        if device is not None:
-            day = event.day
-            seen = devices[device]
-            seen[event.customer_id] = min(day, seen.get(event.customer_id, day))
-        if event.event_type in TRANSFER_TYPES and event.counterparty_id:
-            partners[event.customer_id].add(event.counterparty_id)
-        flag = self.plan.flag_source
-        if flag is not None and matches(flag, event):
-            day = event.day
-            flags[event.customer_id] = min(day, flags.get(event.customer_id, day))
+        return len(columns)
 
     def _queue_minima(
         self, pipe: Any, devices: dict[str, dict[str, int]], flags: dict[str, int]
@@ -212,31 +276,35 @@ class RedisFeatureStore:
         return self.compact_many([customer_id])[customer_id]
 
     def compact_many(self, customers: Sequence[str]) -> dict[str, int]:
-        """Fold each customer's pending events into its state, in two round trips per try."""
+        """Fold each customer's pending events into its state, in two round trips per try
+        (two script calls for all of them)."""
         folded: dict[str, int] = {}
         remaining = list(customers)
         for _ in range(MAX_RETRIES):
-            with self.client.pipeline(transaction=True) as pipe:
-                for customer in remaining:
-                    pipe.get(self._key("state", customer))
-                    pipe.get(self._key("version", customer))
-                    pipe.lrange(self._key("pending", customer), 0, -1)
-                read = pipe.execute()
-            writes = []
+            # One script call (atomic, so a consistent snapshot) reads them all.
+            read = self._read_many(keys=self._compaction_keys(remaining))
+            loaded: dict[str, CustomerState] = {}
+            versions: dict[str, bytes] = {}
+            pending_rows: list[bytes | str] = []
             for index, customer in enumerate(remaining):
                 raw_state, version, pending = read[3 * index : 3 * index + 3]
                 folded[customer] = len(pending)
                 if pending:
-                    state = _dump(self._fold(raw_state, pending))
-                    writes.append((customer, b"" if version is None else version, state))
+                    loaded[customer] = self._load(raw_state)
+                    versions[customer] = b"" if version is None else version
+                    pending_rows += pending
+            # Every due customer's pending events folded as one batch of columns.
+            self.plan.apply_columns(_decode_rows(pending_rows), loaded.__getitem__)
+            writes = [
+                (customer, versions[customer], _dump(state)) for customer, state in loaded.items()
+            ]
             if not writes:
                 return folded
-            with self.client.pipeline(transaction=False) as pipe:
-                for customer, version, state in writes:
-                    keys = [self._key(kind, customer) for kind in ("state", "version", "pending")]
-                    args = [version, state, folded[customer]]
-                    self._compare_and_set(keys=keys, args=args, client=pipe)
-                done = pipe.execute()
+            args: list[bytes | int] = []
+            for customer, version, state in writes:
+                args += [version, state, folded[customer]]
+            keys = self._compaction_keys([customer for customer, _, _ in writes])
+            done = self._compare_and_set_many(keys=keys, args=args)
             remaining = [c for (c, _, _), ok in zip(writes, done, strict=True) if not ok]
             if not remaining:
                 return folded
@@ -247,6 +315,13 @@ class RedisFeatureStore:
         for raw in pending:
             self.plan.apply(state, _decode(raw))
         return state
+
+    def _compaction_keys(self, customers: Sequence[str]) -> list[str]:
+        return [
+            self._key(kind, customer)
+            for customer in customers
+            for kind in ("state", "version", "pending")
+        ]
 
     def _load(self, raw: bytes | str | None) -> CustomerState:
         if raw is None:
@@ -319,6 +394,83 @@ def _pairs(values: Mapping[str, int]) -> list[str | int]:
 
 def _dump(state: CustomerState) -> bytes:
     return pickle.dumps(state.to_data(), protocol=5)
+
+
+def _encode_rows(columns: EventColumns) -> list[str]:
+    """Each row, in `columns.order`, as `_encode` writes it (a compact JSON array)."""
+    values = columns.values
+    rows = zip(
+        columns.event_id,
+        columns.customer_id,
+        columns.event_type,
+        columns.micros,
+        values["amount_minor"],
+        values["category"],
+        values["counterparty_id"],
+        values["device_id"],
+        values["is_sim_change"],
+        values["product_id"],
+        columns.due_day,
+        values["amount_due_minor"],
+        values["credit_limit_minor"],
+        strict=True,
+    )
+    encode = _ENCODER.encode
+    encoded = [encode(row) for row in rows]
+    return [encoded[row] for row in columns.order]
+
+
+def _decode_rows(raws: list[bytes | str]) -> EventColumns:
+    """Pending events (as `_encode` wrote them) as columns, in the order given; they are
+    already mirrored, each stored under its own customer."""
+    text = b"[" + b",".join(r if isinstance(r, bytes) else r.encode() for r in raws) + b"]"
+    rows = json.loads(text)
+    if not rows:
+        return EventColumns.build(
+            event_id=[],
+            customer_id=[],
+            event_type=[],
+            micros=[],
+            due_day=[],
+            values={name: [] for name in VALUE_COLUMNS},
+            mirror=False,
+        )
+    (
+        ids,
+        customers,
+        types,
+        micros,
+        amount,
+        category,
+        counterparty,
+        device,
+        sim,
+        product,
+        due_day,
+        amount_due,
+        limit,
+    ) = (list(column) for column in zip(*rows, strict=True))
+    return EventColumns.build(
+        event_id=ids,
+        customer_id=customers,
+        event_type=types,
+        micros=micros,
+        due_day=due_day,
+        values={
+            "amount_minor": amount,
+            "category": category,
+            "counterparty_id": counterparty,
+            "device_id": device,
+            "is_sim_change": sim,
+            "product_id": product,
+            "amount_due_minor": amount_due,
+            "credit_limit_minor": limit,
+        },
+        mirror=False,
+    )
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _encode(event: FeatureEvent) -> str:

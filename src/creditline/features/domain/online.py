@@ -34,8 +34,10 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
+from creditline.features.domain.columns import EventColumns
 from creditline.features.domain.definitions import (
     FEATURES,
     LOGINS,
@@ -104,6 +106,34 @@ def _meets(source: Source, event: FeatureEvent, days_late: int | None) -> bool:
         ):
             return False
     return True
+
+
+def select_rows(
+    source: Source, columns: EventColumns, by_type: Mapping[EventType, list[int]]
+) -> list[int]:
+    """The rows (of those grouped in `by_type`) that `source` selects: `matches` over a
+    column, with the same rules (a missing value never meets a condition)."""
+    if source.event_types:
+        groups = [by_type[t] for t in source.event_types if t in by_type]
+    else:
+        groups = list(by_type.values())
+    if not groups:
+        return []
+    rows = groups[0] if len(groups) == 1 else [row for group in groups for row in group]
+    for condition in source.where:
+        values = columns.column(condition.column)
+        wanted = condition.value
+        if condition.op is Op.EQ:
+            rows = [r for r in rows if (v := values[r]) is not None and v == wanted]
+        elif isinstance(wanted, int):
+            rows = [
+                r
+                for r in rows
+                if (v := values[r]) is not None and isinstance(v, int) and v >= wanted
+            ]
+        else:
+            rows = []
+    return rows
 
 
 class SumSeries:
@@ -436,6 +466,142 @@ class OnlinePlan:
                 horizon = day - self.retain_days
                 if state.horizon is None or horizon >= state.horizon + PRUNE_EVERY_DAYS:
                     self.prune(state, horizon)
+
+    def apply_columns(
+        self, columns: EventColumns, state_of: Callable[[str], CustomerState]
+    ) -> dict[str, CustomerState]:
+        """Fold a batch of rows (mirrors included) into the states `state_of` gives; returns
+        the states it touched, by customer.
+
+        The result is exactly that of `apply` on each row in `columns.order`: adding to a
+        series commutes (sums, maxima, sets, sorted values), except across a prune. So one
+        walk in order finds where each customer's state is pruned (its newest day advancing
+        as `apply` would see it) and cuts its rows into segments there; the rows of every
+        segment are then added series by series, with each source's filter run over the
+        column, and each state is pruned between its segments.
+        """
+        if not len(columns):
+            return {}
+        customers, days = columns.customer_id, columns.day
+        retain = self.retain_days
+        states: dict[str, CustomerState] = {}
+        # customer → [newest day, horizon, segment, first day]
+        track: dict[str, list[Any]] = {}
+        segment_of = [0] * len(columns)
+        prunes: list[list[tuple[CustomerState, int]]] = [[]]
+        for row in columns.order:
+            customer, day = customers[row], days[row]
+            seen = track.get(customer)
+            if seen is None:
+                state = states[customer] = state_of(customer)
+                seen = track[customer] = [state.newest_day, state.horizon, 0, state.first_day]
+            segment = seen[2]
+            segment_of[row] = segment
+            if seen[3] is None or day < seen[3]:
+                seen[3] = day
+            if seen[0] is None or day > seen[0]:
+                seen[0] = day
+                if retain is not None:
+                    horizon = day - retain
+                    if seen[1] is None or horizon >= seen[1] + PRUNE_EVERY_DAYS:
+                        seen[1] = horizon
+                        if segment + 1 == len(prunes):
+                            prunes.append([])
+                        prunes[segment].append((states[customer], horizon))
+                        seen[2] = segment + 1
+        # Each row's series, looked up once rather than once per series it feeds.
+        series_of = [states[customer].series for customer in customers]
+        if len(prunes) == 1:
+            self._add_rows(columns, range(len(columns)), series_of)
+        else:
+            for segment, pruned in enumerate(prunes):
+                rows = [row for row, s in enumerate(segment_of) if s == segment]
+                self._add_rows(columns, rows, series_of)
+                for state, horizon in pruned:
+                    self.prune(state, horizon)
+        for customer, (newest, _, _, first) in track.items():
+            state = states[customer]
+            state.newest_day, state.first_day = newest, first
+        return states
+
+    def _add_rows(
+        self, columns: EventColumns, rows: Iterable[int], series_of: list[dict[str, Any]]
+    ) -> None:
+        """Add `rows` to their customers' series (no pruning: the caller cuts at prunes).
+
+        `series_of[row]` is the series of the row's customer (typed `Any`: each series kind
+        has its own `add`)."""
+        by_type: dict[EventType, list[int]] = {}
+        types = columns.event_type
+        for row in rows:
+            by_type.setdefault(types[row], []).append(row)
+        days = columns.day
+        for name, source, column, kind in self.series_targets:
+            selected = select_rows(source, columns, by_type)
+            if not selected:
+                continue
+            if kind == "sum":
+                # In day order, most adds extend the series' tail (its cheap case).
+                selected = sorted(selected, key=days.__getitem__)
+                if column is None:
+                    for row in selected:
+                        series_of[row][name].add(days[row], 0)
+                    continue
+                values = columns.column(column)
+                for row in selected:
+                    series_of[row][name].add(days[row], int(values[row] or 0))
+                continue
+            assert column is not None  # only sums count rows without a column
+            values = columns.column(column)
+            if kind == "max":
+                for row in selected:
+                    value = values[row]
+                    if value is not None:
+                        series_of[row][name].add(days[row], int(value))
+            elif kind == "keyed":
+                for row in selected:
+                    value = values[row]
+                    if value is not None:
+                        series_of[row][name].add(days[row], str(value))
+            else:
+                micros, ids = columns.micros, columns.event_id
+                for row in selected:
+                    value = values[row]
+                    if value is not None:
+                        series_of[row][name].add(micros[row], ids[row], int(value))
+
+    def index_columns(
+        self, columns: EventColumns
+    ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        """The graph facts of a batch: device → customer → day of its first login there,
+        and customer → day of its first event of the flag source (minima commute)."""
+        types, customers, days = columns.event_type, columns.customer_id, columns.day
+        devices: dict[str, dict[str, int]] = {}
+        device_ids = columns.values["device_id"]
+        for row in range(len(columns)):
+            device = device_ids[row]
+            if types[row] is EventType.DEVICE_LOGIN and device:
+                seen = devices.setdefault(device, {})
+                customer, day = customers[row], days[row]
+                old = seen.get(customer)
+                if old is None or day < old:
+                    seen[customer] = day
+        flags: dict[str, int] = {}
+        if self.flag_source is not None:
+            by_type: dict[EventType, list[int]] = {}
+            for row in range(len(columns)):
+                by_type.setdefault(types[row], []).append(row)
+            for row in select_rows(self.flag_source, columns, by_type):
+                customer, day = customers[row], days[row]
+                old = flags.get(customer)
+                if old is None or day < old:
+                    flags[customer] = day
+        return devices, flags
+
+    @cached_property
+    def series_targets(self) -> tuple[tuple[str, Source, str | None, str], ...]:
+        """(name, source, column, kind) of every series, for folding columns."""
+        return tuple((self.names[key], key[1], key[2], key[0]) for key in self.series)
 
     def prune(self, state: CustomerState, horizon: int) -> None:
         """Drop what no read as of a day ≥ horizon + 365 needs (see the module docstring)."""
