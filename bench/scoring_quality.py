@@ -3,7 +3,8 @@
 Run: `.venv/bin/python bench/scoring_quality.py`. Split: 70/30 stratified, seed 42 (the
 split the anchors of issue 5 were measured on); no tuning per dataset. "gbm trees" is
 the capacity the GBM chose for itself on the training part (depth/leaves, "free" when
-it dropped its monotone constraints, cv or holdout, × rounds). Beside our
+it dropped its monotone constraints, cv or holdout, × rounds); "shap MB" is the size of
+its TreeSHAP tables (`shap_tables.npz`, bounded by `GbmParams.table_entries`). Beside our
 scorecard and GBM, the same run fits optbinning's BinningProcess + Scorecard with its
 defaults and LightGBM with its defaults on the same split.
 """
@@ -94,6 +95,7 @@ def main() -> None:
                         f" {'cv' if 'candidates' in chosen else 'holdout'}"
                         f" x{manifest['parameters']['gbm']['best_iteration']}"
                     ),
+                    "shap MB": (gbm_folder / "shap_tables.npz").stat().st_size / 1e6,
                     "train s": seconds,
                 }
             )

@@ -20,6 +20,11 @@ other leaf set to zero, solved on the grid of the splits on its leaves' paths on
 leaf's contribution depends on a row only through those splits); the groups' tables
 add up to the tree's exact contributions (Fast TreeSHAP, Yang 2021, makes the same cut
 per leaf).
+
+Size budget: `table_budget` picks the largest cell limit (32,768, then ÷4 down to 512)
+whose tables hold at most a given count of numbers, counted from the trees' thresholds
+before anything is solved (`planned_entries`); the pipeline passes
+`GbmParams.table_entries`. The tables stay exact at any limit.
 """
 
 from __future__ import annotations
@@ -326,25 +331,98 @@ def _group_table(tree: FlatTree, n_features: int, root: int, ancestors: list[int
     return ShapTable(feats, thresholds, masked.predict(X), phi)
 
 
-def tree_tables(tree: FlatTree, n_features: int, max_cells: int = 32768) -> list[ShapTable]:
-    """One table for a tree whose grid fits in `max_cells`, else one per group of leaves."""
-    if not tree.features:
-        return []
+def _leaf_groups(tree: FlatTree, max_cells: int) -> list[tuple[int, list[int]]]:
+    """Where a tree is cut: (subtree root, its ancestors) per group; [(0, [])] if it fits."""
     splits = [k for k in range(len(tree.left)) if tree.left[k] >= 0]
     if _grid_size(tree, splits) <= max_cells:
-        return [_tree_table(tree, n_features)]
-    tables: list[ShapTable] = []
+        return [(0, [])]
+    groups: list[tuple[int, list[int]]] = []
 
     def cut(node: int, ancestors: list[int]) -> None:
         inner = [k for k in _subtree(tree, node) if tree.left[k] >= 0]
         if not inner or _grid_size(tree, ancestors + inner) <= max_cells:
-            tables.append(_group_table(tree, n_features, node, ancestors))
+            groups.append((node, ancestors))
             return
         cut(int(tree.left[node]), [*ancestors, node])
         cut(int(tree.right[node]), [*ancestors, node])
 
     cut(0, [])
-    return tables
+    return groups
+
+
+def tree_tables(tree: FlatTree, n_features: int, max_cells: int = 32768) -> list[ShapTable]:
+    """One table for a tree whose grid fits in `max_cells`, else one per group of leaves."""
+    if not tree.features:
+        return []
+    groups = _leaf_groups(tree, max_cells)
+    if groups == [(0, [])]:
+        return [_tree_table(tree, n_features)]
+    return [_group_table(tree, n_features, root, ancestors) for root, ancestors in groups]
+
+
+def _group_thresholds(tree: FlatTree, root: int, ancestors: list[int]) -> dict[int, set[float]]:
+    """Per feature, the thresholds a group's table is solved on (as `_group_table` does)."""
+    out: dict[int, set[float]] = {}
+    for k in ancestors + [k for k in _subtree(tree, root) if tree.left[k] >= 0]:
+        out.setdefault(int(tree.feature[k]), set()).add(float(tree.threshold[k]))
+    return out
+
+
+def _merge_plan(own: list[dict[int, set[float]]], max_cells: int) -> list[list[int]]:
+    """Greedy merge, in order: indices of `own` per table, each of at most `max_cells` cells."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    current_thr: dict[int, set[float]] = {}
+    for i, thresholds in enumerate(own):
+        merged = {f: set(v) for f, v in current_thr.items()}
+        for f, thr in thresholds.items():
+            merged.setdefault(f, set()).update(thr)
+        size = int(np.prod([len(v) + 2 for v in merged.values()]))
+        if current and size > max_cells:
+            groups.append(current)
+            current = []
+            merged = {f: set(thr) for f, thr in thresholds.items()}
+        current.append(i)
+        current_thr = merged
+    if current:
+        groups.append(current)
+    return groups
+
+
+def planned_entries(trees: list[FlatTree], max_cells: int) -> int:
+    """Numbers `build_tables(trees, n, max_cells)` would store (margin and φ), without solving.
+
+    Tables store float64, so the artefact is about 8 bytes per entry.
+    """
+    own = [
+        _group_thresholds(t, root, ancestors)
+        for t in trees
+        if t.features
+        for root, ancestors in _leaf_groups(t, max_cells)
+    ]
+    own.sort(key=lambda thr: (len(thr), tuple(sorted(thr))))
+    total = 0
+    for group in _merge_plan(own, max_cells):
+        merged: dict[int, set[float]] = {}
+        for i in group:
+            for f, thr in own[i].items():
+                merged.setdefault(f, set()).update(thr)
+        total += int(np.prod([len(v) + 2 for v in merged.values()])) * (1 + len(merged))
+    return total
+
+
+def table_budget(
+    trees: list[FlatTree], max_entries: int, max_cells: int = 32768, min_cells: int = 512
+) -> int:
+    """The largest `max_cells` (÷4 steps, down to `min_cells`) whose tables fit `max_entries`.
+
+    Fewer, larger tables serve faster (one lookup each), but deep trees that split on
+    many features have grids far larger than their leaves; cutting them finer bounds the
+    artefact's size at a small cost in lookups.
+    """
+    while max_cells > min_cells and planned_entries(trees, max_cells) > max_entries:
+        max_cells //= 4
+    return max(max_cells, min_cells)
 
 
 def build_tables(trees: list[FlatTree], n_features: int, max_cells: int = 32768) -> list[ShapTable]:
@@ -356,25 +434,14 @@ def build_tables(trees: list[FlatTree], n_features: int, max_cells: int = 32768)
     """
     own = [table for t in trees for table in tree_tables(t, n_features, max_cells)]
     own.sort(key=lambda t: (len(t.features), t.features))
-    groups: list[list[ShapTable]] = []
-    current: list[ShapTable] = []
-    current_thr: dict[int, set[float]] = {}
-    for table in own:
-        merged = {f: set(v) for f, v in current_thr.items()}
-        for f, thr in zip(table.features, table.thresholds, strict=True):
-            merged.setdefault(f, set()).update(float(v) for v in thr)
-        size = int(np.prod([len(v) + 2 for v in merged.values()]))
-        if current and size > max_cells:
-            groups.append(current)
-            current = []
-            merged = {
-                f: set(map(float, thr))
-                for f, thr in zip(table.features, table.thresholds, strict=True)
-            }
-        current.append(table)
-        current_thr = merged
-    if current:
-        groups.append(current)
+    plan = _merge_plan(
+        [
+            {f: set(map(float, thr)) for f, thr in zip(t.features, t.thresholds, strict=True)}
+            for t in own
+        ],
+        max_cells,
+    )
+    groups = [[own[i] for i in indices] for indices in plan]
     tables = []
     for group in groups:
         if len(group) == 1:

@@ -92,3 +92,42 @@ def test_trees_cut_into_leaf_groups_keep_exact_contributions(
         assert sum(len(treeshap.tree_tables(t, 8, 64)) for t in trees) > len(trees)
     np.testing.assert_allclose(phi, expected[:, :-1], atol=1e-9)
     np.testing.assert_allclose(margin, booster.predict(probe, raw_score=True), atol=1e-9)
+
+
+def _stored(tables: list[treeshap.ShapTable]) -> int:
+    return sum(t.margin.size + t.phi.size for t in tables)
+
+
+def test_planned_entries_count_what_build_tables_stores(
+    deep_booster_and_data: tuple[lgb.Booster, np.ndarray],
+) -> None:
+    booster, _ = deep_booster_and_data
+    trees = treeshap.flatten_lightgbm(booster.dump_model())
+    for max_cells in (32768, 2048, 512, 64):
+        stored = _stored(treeshap.build_tables(trees, 8, max_cells=max_cells))
+        assert treeshap.planned_entries(trees, max_cells) == stored
+
+
+def test_table_budget_picks_the_largest_cell_limit_whose_tables_fit(
+    deep_booster_and_data: tuple[lgb.Booster, np.ndarray],
+) -> None:
+    booster, x = deep_booster_and_data
+    trees = treeshap.flatten_lightgbm(booster.dump_model())
+    steps = (32768, 8192, 2048, 512, 128)
+    stored = {c: _stored(treeshap.build_tables(trees, 8, max_cells=c)) for c in steps}
+    assert stored[32768] > stored[128]  # a budget between them forces a smaller limit
+    budget = (stored[32768] + stored[128]) // 2
+    expected = next(c for c in steps if stored[c] <= budget)
+
+    chosen = treeshap.table_budget(trees, budget, min_cells=128)
+
+    assert chosen == expected
+    assert treeshap.table_budget(trees, stored[32768]) == 32768  # fits: nothing changes
+    assert treeshap.table_budget(trees, 1, min_cells=128) == 128  # never below the floor
+    tables = treeshap.build_tables(trees, 8, max_cells=chosen)
+    probe = x[:500]
+    phi = np.zeros((len(probe), 8))
+    for table in tables:
+        phi[:, table.features] += table.phi[table.cell(probe)]
+    expected_phi = np.asarray(booster.predict(probe, pred_contrib=True))[:, :-1]
+    np.testing.assert_allclose(phi, expected_phi, atol=1e-9)

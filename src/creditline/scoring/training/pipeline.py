@@ -275,7 +275,8 @@ def _write_gbm(
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     g.booster.save_model(str(folder / "model.txt"))
     trees = treeshap.flatten_lightgbm(g.booster.dump_model())
-    tables = treeshap.build_tables(trees, len(g.features))
+    max_cells = treeshap.table_budget(trees, gbm_params.table_entries)
+    tables = treeshap.build_tables(trees, len(g.features), max_cells=max_cells)
     arrays: dict[str, Any] = {"count": np.array(len(tables))}
     for t, table in enumerate(tables):
         arrays[f"t{t}_features"] = np.asarray(table.features, dtype=np.int64)
@@ -303,6 +304,7 @@ def _write_gbm(
     params = {
         "gbm": gbm_params.to_dict() | {"best_iteration": g.best_iteration},
         "gbm_selection": g.selection,
+        "shap_tables": {"max_cells": max_cells, "count": len(tables)},
         "monotone_constraints": dict(zip(g.features, g.constraints, strict=True)),
     }
     return ["model.txt", "gbm.json", "shap_tables.npz"], list(g.features), params
