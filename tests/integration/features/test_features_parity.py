@@ -82,6 +82,24 @@ def test_spark_agrees_with_duckdb_and_the_online_engine(synthetic: Path, tmp_pat
     from_spark = read_rows(spark.build(synthetic, SYNTHETIC_AS_OF, tmp_path / "spark.parquet").out)
 
     assert_matches_expected(by_hand["A"], EXPECTED_A)
+    # The same events in two files that carry different subsets of the columns (each
+    # leaves out the columns it has no value for): Spark must merge the schemas, as
+    # DuckDB's union_by_name does, not take one file's schema for both.
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(handmade)
+    split = tmp_path / "split"
+    split.mkdir()
+    schemas = []
+    for i, part in enumerate(
+        (table.slice(0, table.num_rows // 2), table.slice(table.num_rows // 2))
+    ):
+        kept = part.select([n for n in part.column_names if part.column(n).null_count < len(part)])
+        schemas.append(set(kept.column_names))
+        pq.write_table(kept, split / f"part-{i}.parquet")
+    assert schemas[0] != schemas[1]
+    by_split = read_rows(spark.build(split, AS_OF, tmp_path / "split.parquet").out)
+    assert differences(by_hand, by_split) == []
     from_duckdb = read_rows(
         DuckDbEngine().build(synthetic, SYNTHETIC_AS_OF, tmp_path / "duckdb.parquet").out
     )

@@ -56,7 +56,13 @@ def events_frame(spark: SparkSession, events: Path) -> DataFrame:
     """The event files with exactly `EVENT_COLUMNS` (columns absent from the files are NULL)."""
     if not events.exists():
         raise FileNotFoundError(f"no events at {events}")
-    raw = spark.read.option("recursiveFileLookup", "true").parquet(str(events))
+    # mergeSchema: files may carry different subsets of the columns (DuckDB's engine reads
+    # them with union_by_name); without it Spark takes one file's schema for all.
+    raw = (
+        spark.read.option("recursiveFileLookup", "true")
+        .option("mergeSchema", "true")
+        .parquet(str(events))
+    )
     present = set(raw.columns)
     return raw.select(
         *(
