@@ -23,7 +23,6 @@ answer the route did not store itself (a problem raised by its service) is store
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -40,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditline.api.problems import problem
 from creditline.shared.errors import FieldIssue
-from creditline.storage.idempotency import Claim, ClaimOutcome
+from creditline.storage.idempotency import Claim, ClaimOutcome, request_fingerprint
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -154,10 +153,14 @@ class DeferredClaim:
     def claimed(self) -> bool:
         return self.claim is not None and self.claim.outcome is ClaimOutcome.CLAIMED
 
-    def run(self, respond: Callable[[], Response]) -> Response:
-        self.claim = self.store.claim(
+    def take(self) -> Claim:
+        """Claim the key now (what the middleware does first for other routes)."""
+        return self.store.claim(
             self.key, self.fingerprint, self.method, self.path, self.clock.now()
         )
+
+    def run(self, respond: Callable[[], Response]) -> Response:
+        self.claim = self.take()
         if not self.claimed:
             return Response(status_code=204)  # not sent: the middleware answers instead
         response = respond()
@@ -202,9 +205,7 @@ class IdempotencyMiddleware:
         path = scope["path"] + (
             "?" + scope["query_string"].decode() if scope["query_string"] else ""
         )
-        fingerprint = hashlib.sha256(
-            b"\x00".join([scope["method"].encode(), path.encode(), body])
-        ).hexdigest()
+        fingerprint = request_fingerprint(scope["method"], path, body)
         deferred = DeferredClaim(
             container.idempotency, container.clock, key, fingerprint, scope["method"], path
         )
@@ -217,14 +218,7 @@ class IdempotencyMiddleware:
         self, scope: Scope, send: Send, request: Request, deferred: DeferredClaim, body: bytes
     ) -> None:
         store = deferred.store
-        claim = await run_in_threadpool(
-            store.claim,
-            deferred.key,
-            deferred.fingerprint,
-            deferred.method,
-            deferred.path,
-            deferred.clock.now(),
-        )
+        claim = await run_in_threadpool(deferred.take)
         if claim.outcome is not ClaimOutcome.CLAIMED:
             await _answer_unclaimed(scope, send, request, claim, body)
             return
@@ -256,14 +250,7 @@ class IdempotencyMiddleware:
         if claim is None:
             # The route did not run (the request was refused before its endpoint), so
             # nothing happened yet: claim now, exactly as if the key had been claimed first.
-            claim = await run_in_threadpool(
-                deferred.store.claim,
-                deferred.key,
-                deferred.fingerprint,
-                deferred.method,
-                deferred.path,
-                deferred.clock.now(),
-            )
+            claim = await run_in_threadpool(deferred.take)
         if claim.outcome is not ClaimOutcome.CLAIMED:
             await _answer_unclaimed(scope, send, request, claim, body)
             return

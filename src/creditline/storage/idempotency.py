@@ -205,23 +205,14 @@ class SqlIdempotencyStore:
                         **_claim_values(
                             key, deferred.fingerprint, deferred.method, deferred.path, deferred.now
                         ),
-                        "state": "completed",
-                        "status_code": status_code,
-                        "headers": headers,
-                        "response_body": body,
+                        **_completed(status_code, headers, body),
                     },
                 )
             return
         with self._one_statement() as connection:
             connection.execute(
                 _COMPLETE,
-                {
-                    "the_key": key,
-                    "state": "completed",
-                    "status_code": status_code,
-                    "headers": headers,
-                    "response_body": body,
-                },
+                {"the_key": key, **_completed(status_code, headers, body)},
             )
 
     def release(self, key: str) -> None:
@@ -299,14 +290,18 @@ class SqlIdempotencyStore:
         """Store the response of a key claimed with `claim_in`, in the same transaction."""
         connection.execute(
             _COMPLETE,
-            {
-                "the_key": key,
-                "state": "completed",
-                "status_code": status_code,
-                "headers": headers,
-                "response_body": body,
-            },
+            {"the_key": key, **_completed(status_code, headers, body)},
         )
+
+
+def _completed(status_code: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The columns of a stored response."""
+    return {
+        "state": "completed",
+        "status_code": status_code,
+        "headers": headers,
+        "response_body": body,
+    }
 
 
 def _claim_values(
