@@ -397,7 +397,7 @@ def _dump(state: CustomerState) -> bytes:
 
 
 def _encode_rows(columns: EventColumns) -> list[str]:
-    """Each row, in `columns.order`, as `_encode` writes it (a compact JSON array)."""
+    """Each row, in `columns.order`, as a compact JSON array (the field order `_decode` reads)."""
     values = columns.values
     rows = zip(
         columns.event_id,
@@ -421,7 +421,7 @@ def _encode_rows(columns: EventColumns) -> list[str]:
 
 
 def _decode_rows(raws: list[bytes | str]) -> EventColumns:
-    """Pending events (as `_encode` wrote them) as columns, in the order given; they are
+    """Pending events (as `_encode_rows` wrote them) as columns, in the order given; they are
     already mirrored, each stored under its own customer."""
     text = b"[" + b",".join(r if isinstance(r, bytes) else r.encode() for r in raws) + b"]"
     rows = json.loads(text)
@@ -471,28 +471,6 @@ def _decode_rows(raws: list[bytes | str]) -> EventColumns:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-def _encode(event: FeatureEvent) -> str:
-    """An event as a compact JSON array (the order of `_decode`)."""
-    return json.dumps(
-        [
-            event.event_id,
-            event.customer_id,
-            event.event_type.value,
-            event.occurred_at_micros,
-            event.amount_minor,
-            event.category,
-            event.counterparty_id,
-            event.device_id,
-            event.is_sim_change,
-            event.product_id,
-            None if event.due_on is None else day_number(event.due_on),
-            event.amount_due_minor,
-            event.credit_limit_minor,
-        ],
-        separators=(",", ":"),
-    )
 
 
 def _decode(raw: bytes | str) -> FeatureEvent:
