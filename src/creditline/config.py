@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         "2026-01", description="Version of the privacy notice customers consent under."
     )
     idempotency_lease_seconds: int = Field(60, ge=1)
+    http_threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Threads per server process for blocking request work (database "
+        "transactions); the connection pool is sized to match.",
+    )
     policy_dir: Path = Field(
         Path(__file__).resolve().parents[2] / "policies" / "v2",
         description="The credit policy in force (JDM tables and parameters).",

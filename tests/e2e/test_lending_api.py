@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from creditline.api.routes.lending import lending_uow
 from creditline.bootstrap import Container
 from creditline.lending import service
 from creditline.shared.money import Money
+from creditline.storage.tables import idempotency_keys
 
 DRAW = {"amount": "1000.00", "term_months": 12, "repayment_method": "equal_installment"}
 
@@ -271,15 +276,28 @@ def test_a_body_refused_before_the_route_still_takes_the_key(client: TestClient,
     assert client.get("/v1/credit-lines/CL1").json()["available"] == "10000.00"
 
 
-def test_a_draw_whose_key_is_still_in_flight_is_409_and_lends_nothing(
+def test_a_draw_whose_key_is_still_in_flight_elsewhere_is_409_and_lends_nothing(
     client: TestClient, line: str
 ) -> None:
+    # A claim written outside the draw's transaction (another process, an older server)
+    # and still within its lease: the draw must not run under it.
     container: Container = client.app.state.container  # type: ignore[attr-defined]
     path = "/v1/credit-lines/CL1/draws"
     body = json.dumps(DRAW).encode()
-    container.idempotency.claim(
-        "busy", _fingerprint(path, body), "POST", path, container.clock.now()
-    )
+    now = container.clock.now()
+    with container.engine.begin() as connection:
+        connection.execute(
+            insert(idempotency_keys).values(
+                key="busy",
+                fingerprint=_fingerprint(path, body),
+                method="POST",
+                path=path,
+                state="in_flight",
+                headers={},
+                created_at=now,
+                locked_until=now + timedelta(minutes=1),
+            )
+        )
 
     response = client.post(
         path, content=body, headers={"Idempotency-Key": "busy", "Content-Type": "application/json"}
@@ -287,6 +305,47 @@ def test_a_draw_whose_key_is_still_in_flight_is_409_and_lends_nothing(
 
     assert problem(response)[:2] == (409, "request_in_flight")
     assert client.get("/v1/credit-lines/CL1").json()["available"] == "10000.00"
+
+
+def _race(client: TestClient, path: str, body: dict[str, Any], key: str) -> list[httpx.Response]:
+    """The same request twice at once, through the app's own event loop."""
+    transport = httpx.ASGITransport(app=client.app)
+
+    async def one() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await http.post(path, json=body, headers={"Idempotency-Key": key})
+
+    async def both() -> list[httpx.Response]:
+        return list(await asyncio.gather(one(), one()))
+
+    return asyncio.run(both())
+
+
+def test_two_identical_draws_racing_lend_once(client: TestClient, line: str) -> None:
+    first, second = _race(client, "/v1/credit-lines/CL1/draws", DRAW, "twin-draw")
+
+    # The twin waits on the key's record until the first commits, then replays it.
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.content == second.content
+    assert {r.headers.get("idempotent-replayed") for r in (first, second)} == {"true", None}
+    assert client.get("/v1/credit-lines/CL1").json()["available"] == "9000.00"
+    assert len(client.get("/v1/customers/cus_1/loans").json()) == 1
+
+
+def test_two_identical_repayments_racing_pay_once(client: TestClient, line: str) -> None:
+    loan = post_draw(client).json()["loan_id"]
+    path = f"/v1/loans/{loan}/repayments"
+
+    first, second = _race(client, path, {"amount": "100.00"}, "twin-pay")
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.content == second.content
+    assert {r.headers.get("idempotent-replayed") for r in (first, second)} == {"true", None}
+    # Paid once: 1,000 lent, 100 paid first to the interest then the principal.
+    outstanding = Decimal(client.get(f"/v1/loans/{loan}").json()["principal_outstanding"])
+    paid = first.json()["allocation"]
+    principal_paid = Decimal(paid["current_principal"]) + Decimal(paid["overdue_principal"])
+    assert outstanding == Decimal("1000.00") - principal_paid
 
 
 def test_a_draw_that_fails_on_our_side_frees_its_key_for_a_retry(

@@ -13,6 +13,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from creditline import __version__
@@ -38,6 +39,10 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Blocking work (a database transaction) runs on the thread pool. On two cores a
+        # few threads keep both busy; anyio's default of 40 only added GIL hand-overs
+        # between runnable threads and a connection per thread (see docs/benchmarks.md).
+        to_thread.current_default_thread_limiter().total_tokens = wired.settings.http_threads
         if owned:
             # What start-up built (modules, the container, policy tables) lives as long as
             # the process: keep it out of the cyclic collector, whose full passes over it
@@ -62,6 +67,6 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(applications.router)
     app.include_router(lending.router)
-    app.add_middleware(IdempotencyMiddleware, self_claiming=lending.SELF_CLAIMING)
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from creditline.api.middleware import DeferredClaim
+from creditline.api.idempotent import KeyedRequest
 from creditline.bootstrap import Container
 
 
@@ -26,12 +26,13 @@ async def idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def idempotency_claim(request: Request) -> DeferredClaim | None:
-    """The claim a self-claiming route makes itself (see `api.middleware`), if keyed."""
-    claim: DeferredClaim | None = getattr(request.state, "idempotency_claim", None)
-    return claim
+async def keyed_request(request: Request) -> KeyedRequest | None:
+    """The keyed request whose record the route keeps in its transaction (see
+    `api.idempotent`), if the request has a key and the route is one of those."""
+    keyed: KeyedRequest | None = getattr(request.state, "idempotency_request", None)
+    return keyed
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
-IdempotencyClaimDep = Annotated[DeferredClaim | None, Depends(idempotency_claim)]
+KeyedRequestDep = Annotated[KeyedRequest | None, Depends(keyed_request)]

@@ -76,20 +76,6 @@ class LineOpener(Protocol):
         ...
 
 
-class RequestRecord(Protocol):
-    """The caller's record of the request (an HTTP idempotency key), kept in the
-    application's own transaction: claimed by its first statement, completed with the
-    decision by its last, so it commits or rolls back with the decision."""
-
-    def claim(self) -> None:
-        """Claim the request; raises to stop (a replay, or a key used for another request)."""
-        ...
-
-    def complete(self, decision: Decision) -> None:
-        """Store the answer to `decision` beside it, before the commit."""
-        ...
-
-
 class DecisioningUnitOfWork(UnitOfWork, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...

@@ -32,12 +32,12 @@ from creditline.decisioning.ports import (
     AprOf,
     DecisioningUnitOfWork,
     PolicyEngine,
-    RequestRecord,
     Scorer,
 )
 from creditline.shared.clock import Clock
 from creditline.shared.errors import ConflictError, FieldIssue, InvalidInputError, NotFoundError
 from creditline.shared.money import Currency, Money
+from creditline.shared.uow import RequestRecord
 
 
 def evaluate_application(
@@ -143,7 +143,7 @@ def apply_for_credit(
     customer_id: str,
     requested_limit: Money | None,
     business_date: date,
-    record: RequestRecord | None = None,
+    record: RequestRecord[Decision] | None = None,
 ) -> tuple[Decision, bool]:
     """Decide an application and, if approved, open the line: all in one transaction.
 

@@ -48,6 +48,7 @@ from creditline.lending.ports import (
 from creditline.shared.errors import ConflictError, FieldIssue, InvalidInputError, NotFoundError
 from creditline.shared.ids import new_id
 from creditline.shared.money import Currency, Money
+from creditline.shared.uow import RequestRecord
 
 MIN_LIMIT = Money.yuan(1_000)
 MAX_LIMIT = Money.yuan(200_000)
@@ -204,12 +205,17 @@ def draw(
     method: RepaymentMethod,
     on: date,
     product: Product = DEFAULT_PRODUCT,
+    record: RequestRecord[Loan] | None = None,
 ) -> Loan:
-    """Lend `amount` on the line; a retry with the same `request_key` returns the same loan."""
+    """Lend `amount` on the line; a retry with the same `request_key` returns the same loan.
+
+    `record`, if given, is claimed first and completed last in the same transaction."""
     _check_amount(amount)
     _check_term(term_months)
     fingerprint = _fingerprint(line_id, amount.minor_units, amount.currency, term_months, method)
     with uow:
+        if record is not None:
+            record.claim()
         line = uow.lines.get(line_id, for_update=True)
         if line is None:
             raise NotFoundError(f"credit line {line_id} not found")
@@ -220,6 +226,9 @@ def draw(
                 raise ConflictError(
                     "this Idempotency-Key was used for another draw", code="idempotency_conflict"
                 )
+            if record is not None:
+                record.complete(loan)
+                uow.commit()
             return loan
         line.draw(amount)
         loan, entry = Loan.draw(
@@ -235,6 +244,8 @@ def draw(
         uow.lines.save(line)
         uow.loans.add(loan, request_key=request_key, fingerprint=fingerprint)
         uow.journal.add(entry)
+        if record is not None:
+            record.complete(loan)
         uow.commit()
     return loan
 
@@ -267,11 +278,16 @@ def repay(
     repayment_id: str,
     amount: Money,
     on: date,
+    record: RequestRecord[RepaymentResult] | None = None,
 ) -> RepaymentResult:
-    """Apply a repayment in the loan's allocation order; overpayment is refused."""
+    """Apply a repayment in the loan's allocation order; overpayment is refused.
+
+    `record`, if given, is claimed first and completed last in the same transaction."""
     _check_amount(amount)
     fingerprint = _fingerprint(loan_id, amount.minor_units, amount.currency)
     with uow:
+        if record is not None:
+            record.claim()
         # Lock the loan's line first (the same order as a draw), then read the loan under it.
         line = uow.lines.get_for_loan(loan_id)
         if line is None:
@@ -285,7 +301,11 @@ def repay(
                 )
             loan = uow.loans.get(loan_id)
             assert loan is not None
-            return RepaymentResult(repayment_id, loan, stored.allocation, stored.paid_on)
+            earlier = RepaymentResult(repayment_id, loan, stored.allocation, stored.paid_on)
+            if record is not None:
+                record.complete(earlier)
+                uow.commit()
+            return earlier
         loan = uow.loans.get(loan_id)
         assert loan is not None
         entry_id = EntryId(f"repayment:{repayment_id}")
@@ -297,8 +317,11 @@ def repay(
         uow.repayments.add(
             StoredRepayment(repayment_id, loan_id, fingerprint, on, allocation), entry_id
         )
+        result = RepaymentResult(repayment_id, loan, allocation, on)
+        if record is not None:
+            record.complete(result)
         uow.commit()
-    return RepaymentResult(repayment_id, loan, allocation, on)
+    return result
 
 
 def trial_balance(

@@ -33,15 +33,23 @@ PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def create_db_engine(
-    url: str, *, echo: bool = False, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
+    url: str,
+    *,
+    echo: bool = False,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    threads: int = 8,
 ) -> Engine:
-    """An engine for `url`; creates the folder of a SQLite file if needed."""
+    """An engine for `url`; creates the folder of a SQLite file if needed. `threads`: how
+    many threads may run transactions at once (a server's `http_threads`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, echo=echo)
-    # A worker's thread pool runs up to 40 requests at once; 20 + 20 connections keep them
-    # from queueing for a connection or opening and closing overflow ones at full load.
-    engine = create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_use_lifo=True)
+    # One kept connection per thread that runs transactions, and two spare: overflow
+    # connections (opened past the pool's size, closed on return) are for bursts from
+    # elsewhere, and a server that churned them paid a connection set-up on both sides.
+    engine = create_engine(
+        url, echo=echo, pool_size=threads + 2, max_overflow=10, pool_use_lifo=True
+    )
     _ping_when_idle(engine, ping_after_idle)
     return engine
 

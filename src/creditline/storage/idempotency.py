@@ -14,25 +14,26 @@ around a statement that is atomic on its own (the unique key still decides which
 concurrent claims wins). SQLite keeps its `BEGIN IMMEDIATE` transactions, which is how
 writers queue there.
 
-A route may instead keep the record *in its own transaction* (`POST /v1/applications`
-does: a decision is one transaction on one connection). Such a route is named once with
-`record_in_transaction(method, path)`; `claim` then writes nothing for it and the route,
-as the first statement of its transaction, claims the key with `claim_in` (an insert that
-does nothing on conflict: a racing twin waits on the key's unique index until the first
-commits, then finds its stored response) and, as its last, stores the response with
-`complete_in`. The claim and the response therefore commit or roll back with the work
-itself: no lease is needed, and a replay returns the stored bytes. When the route has
-done so it says `recorded(key)`, and the middleware's `complete` writes nothing; a
-response the route did not record (a 4xx raised before or inside it) is stored by
-`complete` as before, so errors replay as they always did.
+A route may instead keep the record *in its own transaction* (a decision, a draw and a
+repayment do: each is one transaction on one connection). Such a route is named once with
+`record_in_transaction(method, path_template)`; `claim` then writes nothing for it, and
+the route, as the first statement of its transaction, claims the key with `claim_in` (an
+insert that does nothing on conflict: a racing twin waits on the key's unique index until
+the first commits, then finds its stored response) and, as its last, stores the response
+with `complete_in`. The claim and the response therefore commit or roll back with the
+work itself: no lease is needed, and a replay returns the stored bytes. When the route
+has done so it says `recorded(key)`, and `complete` writes nothing; a response the route
+did not record (a 4xx raised before or inside it) is stored by `complete`, unless the key
+has a record by then, whose answer is returned instead (`complete_later`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,18 +57,24 @@ _RELEASE = (
 )
 
 
-# (method, path) of the routes that write their own record in their transaction.
-_IN_TRANSACTION: set[tuple[str, str]] = set()
+# (method, path pattern) of the routes that write their own record in their transaction.
+_IN_TRANSACTION: list[tuple[str, re.Pattern[str]]] = []
+_TEMPLATE_PARAMETER = re.compile(r"\{[^/{}]+\}")
 
 
-def record_in_transaction(method: str, path: str) -> None:
-    """Name a route (exact method and path, no query) that keeps its own record."""
-    _IN_TRANSACTION.add((method.upper(), path))
+def record_in_transaction(method: str, template: str) -> None:
+    """Name a route that keeps its own record: its method and path template, such as
+    `/v1/loans/{loan_id}/repayments` (a parameter is one path segment; no query)."""
+    parts = _TEMPLATE_PARAMETER.split(template)
+    pattern = "[^/?]+".join(re.escape(part) for part in parts)
+    _IN_TRANSACTION.append((method.upper(), re.compile(pattern)))
 
 
 def keeps_own_record(method: str, path: str) -> bool:
-    """Whether `claim` leaves the record of this request to the route's transaction."""
-    return (method.upper(), path) in _IN_TRANSACTION
+    """Whether `claim` leaves the record of this request (path with any query) to the
+    route's transaction."""
+    method = method.upper()
+    return any(m == method and p.fullmatch(path) for m, p in _IN_TRANSACTION)
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -82,12 +89,6 @@ _CLAIM_IN = {
     "sqlite": sqlite.insert(idempotency_keys)
     .on_conflict_do_nothing(index_elements=["key"])
     .returning(idempotency_keys.c.key),
-}
-_STORE_IF_ABSENT = {
-    "postgresql": postgresql.insert(idempotency_keys).on_conflict_do_nothing(
-        index_elements=["key"]
-    ),
-    "sqlite": sqlite.insert(idempotency_keys).on_conflict_do_nothing(index_elements=["key"]),
 }
 _READ = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("the_key"))
 
@@ -139,7 +140,7 @@ class SqlIdempotencyStore:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def claim(self, key: str, fingerprint: str, method: str, path: str, now: datetime) -> Claim:
-        if (method, path) in _IN_TRANSACTION:
+        if keeps_own_record(method, path):
             with self._lock:
                 self._deferred.setdefault(key, []).append(_Deferred(fingerprint, method, path, now))
             return Claim(ClaimOutcome.CLAIMED)
@@ -189,39 +190,81 @@ class SqlIdempotencyStore:
 
     def complete(self, key: str, status_code: int, headers: dict[str, str], body: bytes) -> None:
         """Store the response to replay: its status, body and replayable headers."""
+        write = self.complete_later(key, status_code, headers, body)
+        if write is not None:
+            write()  # what an existing record says is for the middleware; here, ignored
+
+    def complete_later(
+        self, key: str, status_code: int, headers: dict[str, str], body: bytes
+    ) -> Callable[[], Claim | None] | None:
+        """`complete` in two steps: settle the claim now (no I/O), and return the write to
+        do, if any. A key its route recorded in its own transaction needs none, so the
+        caller (the event loop) need not hand it to a thread.
+
+        For such a route that did not record this answer (it was refused before it
+        claimed, or rolled back), the write stores it unless the key already has a record;
+        then it returns what that record says instead (a replay, or a 409), which is what
+        the request would have got had the route claimed the key."""
         deferred, recorded, alone = self._settle(key)
         if recorded:
-            return
+            return None
+        values = _completed(status_code, headers, body)
         if deferred is not None:
             if not alone:
                 # Two requests with this key in flight here and the route recorded neither:
                 # which fingerprint is whose is unknown, so none is stored (a retry re-runs,
                 # which the route's own idempotency makes safe).
-                return
-            with self._one_statement() as connection:
-                connection.execute(
-                    _STORE_IF_ABSENT[self._engine.dialect.name],
-                    {
-                        **_claim_values(
-                            key, deferred.fingerprint, deferred.method, deferred.path, deferred.now
-                        ),
-                        **_completed(status_code, headers, body),
-                    },
-                )
-            return
-        with self._one_statement() as connection:
-            connection.execute(
-                _COMPLETE,
-                {"the_key": key, **_completed(status_code, headers, body)},
-            )
+                return None
+            return self._store_unless_recorded(key, deferred, values)
+        return self._write(_COMPLETE, {"the_key": key, **values})
 
     def release(self, key: str) -> None:
         """Forget a claim whose request failed on our side, so that a retry may run."""
+        write = self.release_later(key)
+        if write is not None:
+            write()
+
+    def release_later(self, key: str) -> Callable[[], Claim | None] | None:
+        """`release` in two steps, as `complete_later`."""
         deferred, _, _ = self._settle(key)
         if deferred is not None:  # the route's transaction rolled its claim back
-            return
-        with self._one_statement() as connection:
-            connection.execute(_RELEASE, {"the_key": key})
+            return None
+        return self._write(_RELEASE, {"the_key": key})
+
+    def _write(self, statement: Any, values: dict[str, Any]) -> Callable[[], Claim | None]:
+        def write() -> Claim | None:
+            with self._one_statement() as connection:
+                connection.execute(statement, values)
+            return None
+
+        return write
+
+    def _store_unless_recorded(
+        self, key: str, deferred: _Deferred, values: dict[str, Any]
+    ) -> Callable[[], Claim | None]:
+        claimed = _claim_values(
+            key, deferred.fingerprint, deferred.method, deferred.path, deferred.now
+        )
+
+        def write() -> Claim | None:
+            with self._one_statement() as connection:
+                stored = connection.execute(
+                    _CLAIM_IN[self._engine.dialect.name], claimed | values
+                ).first()
+                if stored is not None:
+                    return None
+                row = connection.execute(_READ, {"the_key": key}).one_or_none()
+            if row is None:  # released meanwhile: nothing to answer instead
+                return None
+            if row.fingerprint != deferred.fingerprint:
+                return Claim(ClaimOutcome.MISMATCH)
+            if row.state == "completed":
+                return Claim(
+                    ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body
+                )
+            return Claim(ClaimOutcome.IN_FLIGHT)
+
+        return write
 
     def _settle(self, key: str) -> tuple[_Deferred | None, bool, bool]:
         """Close one deferred claim of `key`: (the claim or None, recorded by the route,

@@ -3,15 +3,32 @@
 `with uow:` opens a session; nothing is kept unless `uow.commit()` is called before the
 block ends (leaving the block rolls back). Capabilities subclass it and expose their
 repositories as attributes, so a use case that spans capabilities (approve an application,
-open its credit line) runs in one transaction.
+open its credit line) runs in one transaction. `connection()` is that transaction's
+connection, for statements that are not a repository's (an idempotency record).
 """
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
+
+_CONNECTION_KEY = "storage.transaction_connection"
+
+
+def transaction_connection(session: Session) -> Connection:
+    """The connection of the session's current transaction, asked of the session once per
+    transaction (each `Session.connection()` call walks the session's transaction state,
+    which cost more than some of the statements run on it)."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_CONNECTION_KEY)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return cast(Connection, cached[1])
+    connection = session.connection()
+    session.info[_CONNECTION_KEY] = (session.get_transaction(), connection)
+    return connection
 
 
 class SqlAlchemyUnitOfWork:
@@ -47,6 +64,10 @@ class SqlAlchemyUnitOfWork:
         finally:
             session.close()
             self._session = None
+
+    def connection(self) -> Connection:
+        """The connection of this unit of work's transaction (opened if need be)."""
+        return transaction_connection(self.session)
 
     def commit(self) -> None:
         self.session.commit()

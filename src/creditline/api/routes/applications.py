@@ -7,28 +7,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
-from starlette.concurrency import run_in_threadpool
 
-from creditline.api.deps import ContainerDep
-from creditline.api.problems import problem
-from creditline.api.responses import JSON, json_model
-from creditline.bootstrap import Container
+from creditline.api.deps import ContainerDep, IdempotencyKeyDep, KeyedRequestDep
+from creditline.api.idempotent import TransactionRecord, respond
+from creditline.api.responses import json_model
 from creditline.decisioning import service
-from creditline.decisioning.adapters.sql import SqlDecisioningUnitOfWork
 from creditline.decisioning.domain.decision import Decision
 from creditline.decisioning.domain.pipeline import Outcome
 from creditline.decisioning.domain.reasons import Reason
 from creditline.shared.errors import FieldIssue, InvalidInputError
 from creditline.shared.ids import new_id
 from creditline.shared.money import Currency, Money, MoneyFormatError
-from creditline.storage.idempotency import (
-    Claim,
-    ClaimOutcome,
-    SqlIdempotencyStore,
-    keeps_own_record,
-    record_in_transaction,
-    request_fingerprint,
-)
+from creditline.storage.idempotency import record_in_transaction
 
 router = APIRouter(tags=["decisions"])
 
@@ -160,34 +150,27 @@ class ReviewIn(BaseModel):
 
 
 @router.post(APPLICATIONS, status_code=201, response_model=ApplicationOut)
-async def apply(
+def apply(
     body: ApplicationIn,
     request: Request,
+    container: ContainerDep,
+    key: IdempotencyKeyDep,
+    keyed: KeyedRequestDep,
     _header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Decide an application; an approval opens the credit line in the same transaction."""
-    container: Container = request.app.state.container
-    key: str | None = getattr(request.state, "idempotency_key", None)
-    query = request.scope.get("query_string") or b""
-    path = request.scope["path"] + ("?" + query.decode() if query else "")
-    http: _HttpRequest | None = None
-    if key is not None and keeps_own_record("POST", path):
-        fingerprint = request_fingerprint("POST", path, await request.body())
-        http = _HttpRequest(container.idempotency, key, fingerprint, path)
-    # One trip to the thread pool for the whole decision (no per-dependency trips).
-    outcome = await run_in_threadpool(_decide, container, body, key, http)
-    if isinstance(outcome, _Refusal):
-        return problem(409, outcome.code, outcome.detail, request=request)
-    return outcome
-
-
-def _decide(
-    container: Container, body: ApplicationIn, key: str | None, http: _HttpRequest | None
-) -> Response | _Refusal:
     wiring = container.decisioning()
     uow = wiring.uow()
-    record = None if http is None else _DecisionRecord(http, uow, container)
-    try:
+    record = (
+        None
+        if keyed is None
+        else TransactionRecord(
+            container.idempotency, container.clock, keyed, request, uow.connection, _decided
+        )
+    )
+    requested_limit = _money(body.requested_limit, "requested_limit")
+
+    def decide() -> Decision:
         decision, _ = service.apply_for_credit(
             uow,
             container.clock,
@@ -196,20 +179,21 @@ def _decide(
             apr_of=wiring.apr_of,
             application_id=key or new_id("app"),
             customer_id=body.customer_id,
-            requested_limit=_money(body.requested_limit, "requested_limit"),
+            requested_limit=requested_limit,
             business_date=container.business_date(),
             record=record,
         )
-    except _Answered as answered:
-        if http is not None:
-            http.store.recorded(http.key)
-        return answered.answer
-    location = {"Location": f"{APPLICATIONS}/{decision.application_id}"}
-    if record is None or record.body is None:
-        return json_model(ApplicationOut.of(decision), status_code=201, headers=location)
-    if http is not None:
-        http.store.recorded(http.key)
-    return Response(record.body, status_code=201, media_type=JSON, headers=location)
+        return decision
+
+    return respond(record, decide, _decided)
+
+
+def _decided(decision: Decision) -> Response:
+    return json_model(
+        ApplicationOut.of(decision),
+        status_code=201,
+        headers={"Location": f"{APPLICATIONS}/{decision.application_id}"},
+    )
 
 
 @router.get("/v1/applications/{application_id}", response_model=ApplicationDetailOut)
@@ -260,72 +244,3 @@ def _money(text: str | None, field: str) -> Money | None:
 
 def _text(value: object | None) -> str | None:
     return None if value is None else str(value)
-
-
-class _HttpRequest:
-    """An idempotent POST whose record the decision's transaction keeps."""
-
-    def __init__(self, store: SqlIdempotencyStore, key: str, fingerprint: str, path: str):
-        self.store = store
-        self.key = key
-        self.fingerprint = fingerprint
-        self.path = path
-
-
-class _Refusal:
-    """A 409 the middleware would have answered: rendered by the route, on the loop."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        self.code = code
-        self.detail = detail
-
-
-class _Answered(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The request was answered before deciding (a replay or a refusal): roll back."""
-
-    def __init__(self, answer: Response | _Refusal) -> None:
-        super().__init__("answered")
-        self.answer = answer
-
-
-class _DecisionRecord:
-    """The Idempotency-Key record as the first and last statements of the decision's
-    transaction: the claim, then the response (201, its body and headers, as the
-    middleware would have stored them)."""
-
-    def __init__(self, http: _HttpRequest, uow: SqlDecisioningUnitOfWork, container: Container):
-        self._http = http
-        self._uow = uow
-        self._clock = container.clock
-        self.body: bytes | None = None
-
-    def claim(self) -> None:
-        http = self._http
-        claim = http.store.claim_in(
-            self._uow.connection(), http.key, http.fingerprint, "POST", http.path, self._clock.now()
-        )
-        if claim.outcome is not ClaimOutcome.CLAIMED:
-            raise _Answered(_answer(claim))
-
-    def complete(self, decision: Decision) -> None:
-        body = ApplicationOut.of(decision).model_dump_json(by_alias=True).encode()
-        headers = {
-            "content-type": JSON,
-            "location": f"{APPLICATIONS}/{decision.application_id}",
-        }
-        self._http.store.complete_in(self._uow.connection(), self._http.key, 201, headers, body)
-        self.body = body
-
-
-def _answer(claim: Claim) -> Response | _Refusal:
-    if claim.outcome is ClaimOutcome.REPLAY:
-        headers = dict(claim.headers or {})
-        headers["idempotent-replayed"] = "true"
-        return Response(claim.body or b"", status_code=claim.status_code or 200, headers=headers)
-    if claim.outcome is ClaimOutcome.MISMATCH:
-        return _Refusal(
-            "idempotency_key_reused", "this Idempotency-Key was used for a different request"
-        )
-    return _Refusal(
-        "request_in_flight", "a request with this Idempotency-Key is still being processed"
-    )

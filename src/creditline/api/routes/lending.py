@@ -8,16 +8,15 @@ require an `Idempotency-Key`, which is also the id the service records them unde
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
-from creditline.api.deps import ContainerDep, IdempotencyClaimDep, IdempotencyKeyDep
-from creditline.api.middleware import DeferredClaim
+from creditline.api.deps import ContainerDep, IdempotencyKeyDep, KeyedRequestDep
+from creditline.api.idempotent import KeyedRequest, TransactionRecord, respond
 from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
 from creditline.lending import service
@@ -31,15 +30,17 @@ from creditline.lending.domain.terms import LoanTerms, RepaymentMethod, simple_a
 from creditline.lending.ports import DaySummary
 from creditline.shared.errors import FieldIssue, InvalidInputError
 from creditline.shared.money import Currency, Money, MoneyFormatError
+from creditline.storage.idempotency import record_in_transaction
 
 router = APIRouter(tags=["lending"])
+T = TypeVar("T")
 
-#: The routes that claim their Idempotency-Key themselves, on their own thread (see
-#: `api.middleware`): a draw and a repayment.
-SELF_CLAIMING = (
-    re.compile(r"^/v1/credit-lines/[^/]+/draws$"),
-    re.compile(r"^/v1/loans/[^/]+/repayments$"),
-)
+# A draw and a repayment keep their Idempotency-Key record in their own transaction
+# (claimed first, answered last, on one connection): see `api.idempotent`.
+DRAWS = "/v1/credit-lines/{line_id}/draws"
+REPAYMENTS = "/v1/loans/{loan_id}/repayments"
+record_in_transaction("POST", DRAWS)
+record_in_transaction("POST", REPAYMENTS)
 
 MethodName = Literal["equal_installment", "equal_principal", "interest_first"]
 IdempotencyHeader = Annotated[
@@ -340,37 +341,53 @@ def quote_draw(
     return json_model(quoted)
 
 
-@router.post("/v1/credit-lines/{line_id}/draws", status_code=201, response_model=LoanOut)
+@router.post(DRAWS, status_code=201, response_model=LoanOut)
 def draw(
     line_id: str,
     body: DrawIn,
+    request: Request,
     container: ContainerDep,
     key: IdempotencyKeyDep,
-    claim: IdempotencyClaimDep,
+    keyed: KeyedRequestDep,
     _header: IdempotencyHeader = None,
 ) -> Response:
     """Lend against the line: 201 with the loan and its schedule."""
-
-    def respond() -> Response:
-        loan = service.draw(
-            lending_uow(container),
+    uow = lending_uow(container)
+    record = _record(container, keyed, request, uow, _drawn)
+    return respond(
+        record,
+        lambda: service.draw(
+            uow,
             line_id=line_id,
             request_key=_require_key(key),
             amount=_amount(body.amount),
             term_months=body.term_months,
             method=RepaymentMethod(body.repayment_method),
             on=container.business_date(),
-        )
-        return json_model(
-            loan_out(loan), status_code=201, headers={"Location": f"/v1/loans/{loan.loan_id}"}
-        )
-
-    return _once(claim, respond)
+            record=record,
+        ),
+        _drawn,
+    )
 
 
-def _once(claim: DeferredClaim | None, respond: Callable[[], Response]) -> Response:
-    """Run `respond` under the request's Idempotency-Key, claimed here (one thread trip)."""
-    return respond() if claim is None else claim.run(respond)
+def _drawn(loan: Loan) -> Response:
+    return json_model(
+        loan_out(loan), status_code=201, headers={"Location": f"/v1/loans/{loan.loan_id}"}
+    )
+
+
+def _record(
+    container: Container,
+    keyed: KeyedRequest | None,
+    request: Request,
+    uow: SqlLendingUnitOfWork,
+    render: Callable[[T], Response],
+) -> TransactionRecord[T] | None:
+    if keyed is None:
+        return None
+    return TransactionRecord(
+        container.idempotency, container.clock, keyed, request, uow.connection, render
+    )
 
 
 @router.get("/v1/loans/{loan_id}", response_model=LoanOut)
@@ -384,39 +401,46 @@ def customer_loans(customer_id: str, container: ContainerDep) -> Response:
     return json_models(_LOANS, [loan_out(x) for x in found])
 
 
-@router.post("/v1/loans/{loan_id}/repayments", status_code=201, response_model=RepaymentOut)
+@router.post(REPAYMENTS, status_code=201, response_model=RepaymentOut)
 def repay(
     loan_id: str,
     body: RepaymentIn,
+    request: Request,
     container: ContainerDep,
     key: IdempotencyKeyDep,
-    claim: IdempotencyClaimDep,
+    keyed: KeyedRequestDep,
     _header: IdempotencyHeader = None,
 ) -> Response:
     """Apply a repayment; the answer is its allocation. Overpayment is refused (422)."""
-
-    def respond() -> Response:
-        result = service.repay(
-            lending_uow(container),
+    uow = lending_uow(container)
+    record = _record(container, keyed, request, uow, _repaid)
+    return respond(
+        record,
+        lambda: service.repay(
+            uow,
             loan_id=loan_id,
             repayment_id=_require_key(key),
             amount=_amount(body.amount),
             on=container.business_date(),
-        )
-        allocation = result.allocation
-        parts = {component.value: money for component, money in allocation.parts}
-        paid = RepaymentOut(
-            repayment_id=result.repayment_id,
-            loan_id=loan_id,
-            amount=allocation.amount.to_str(),
-            paid_on=result.paid_on,
-            allocation=_allocation(parts, allocation.amount.currency),
-            loan_status=result.loan.status.value,
-            principal_outstanding=result.loan.principal_outstanding.to_str(),
-        )
-        return json_model(paid, status_code=201)
+            record=record,
+        ),
+        _repaid,
+    )
 
-    return _once(claim, respond)
+
+def _repaid(result: service.RepaymentResult) -> Response:
+    allocation = result.allocation
+    parts = {component.value: money for component, money in allocation.parts}
+    paid = RepaymentOut(
+        repayment_id=result.repayment_id,
+        loan_id=result.loan.loan_id,
+        amount=allocation.amount.to_str(),
+        paid_on=result.paid_on,
+        allocation=_allocation(parts, allocation.amount.currency),
+        loan_status=result.loan.status.value,
+        principal_outstanding=result.loan.principal_outstanding.to_str(),
+    )
+    return json_model(paid, status_code=201)
 
 
 @router.get("/v1/loans/{loan_id}/payoff-quote", response_model=PayoffOut)

@@ -20,11 +20,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session
 
-from creditline.decisioning.adapters.sql import (
-    CREDIT_SUMMARY,
-    credit_summary_of,
-    transaction_connection,
-)
+from creditline.decisioning.adapters.sql import CREDIT_SUMMARY, credit_summary_of
 from creditline.decisioning.domain.application import CreditSummary
 from creditline.lending import service as lending_service
 from creditline.lending.adapters.sql import (
@@ -38,6 +34,7 @@ from creditline.lending.domain.schedule import build_schedule, effective_apr
 from creditline.lending.domain.terms import LoanTerms, RepaymentMethod
 from creditline.shared.clock import Clock
 from creditline.shared.money import Currency, Money
+from creditline.storage.uow import transaction_connection
 
 
 class SessionLendingUnitOfWork:

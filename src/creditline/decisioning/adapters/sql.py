@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -40,7 +40,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.decisioning.domain.application import (
@@ -63,7 +62,7 @@ from creditline.shared.clock import age_on
 from creditline.shared.money import Currency, Money
 from creditline.storage.metadata import metadata
 from creditline.storage.types import UtcDateTime
-from creditline.storage.uow import SqlAlchemyUnitOfWork
+from creditline.storage.uow import SqlAlchemyUnitOfWork, transaction_connection
 
 decisions = Table(
     "decisions",
@@ -122,20 +121,6 @@ def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def transaction_connection(session: Session) -> Connection:
-    """The connection of the session's current transaction, asked of the session once per
-    transaction (each `Session.connection()` call walks the session's transaction state,
-    which cost more than some of the statements run on it)."""
-    transaction = session.get_transaction()
-    cached = session.info.get(_CONNECTION_KEY)
-    if transaction is not None and cached is not None and cached[0] is transaction:
-        return cast(Connection, cached[1])
-    connection = session.connection()
-    session.info[_CONNECTION_KEY] = (session.get_transaction(), connection)
-    return connection
-
-
-_CONNECTION_KEY = "decisioning.transaction_connection"
 _INSERT_DECISION = insert(decisions)
 _GET_DECISION = select(decisions).where(decisions.c.application_id == bindparam("application_id"))
 
@@ -470,11 +455,6 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         credit = None if self._credit is None else self._credit(self.session)
         self.applicants = SqlApplicantReader(self.session, credit, self._features, self._locked)
         self.lines = self._lines(self.session)
-
-    def connection(self) -> Connection:
-        """The connection of this unit of work's transaction (for statements of the
-        caller's own kept in the same transaction, such as an idempotency record)."""
-        return transaction_connection(self.session)
 
     def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
         # The lock and the read are one statement; the applicant reader reuses the row.
