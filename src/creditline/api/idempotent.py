@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from creditline.api.problems import problem
+from creditline.bootstrap import Container
 from creditline.shared.clock import Clock
 from creditline.storage.idempotency import Claim, ClaimOutcome, SqlIdempotencyStore
 
@@ -136,6 +137,21 @@ class TransactionRecord(Generic[T]):
     def answered(self) -> None:
         """Tell the store this key was answered here (stored, replayed or refused)."""
         self._store.recorded(self._keyed.key)
+
+
+def transaction_record(
+    container: Container,
+    keyed: KeyedRequest | None,
+    request: Request,
+    connection: Callable[[], Connection],
+    render: Callable[[T], Response],
+) -> TransactionRecord[T] | None:
+    """The record of a keyed request for its use case, or None for a request without a key."""
+    if keyed is None:
+        return None
+    return TransactionRecord(
+        container.idempotency, container.clock, keyed, request, connection, render
+    )
 
 
 def respond(

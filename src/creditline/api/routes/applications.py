@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from creditline.api.deps import ContainerDep, IdempotencyKeyDep, KeyedRequestDep
-from creditline.api.idempotent import TransactionRecord, respond
+from creditline.api.idempotent import respond, transaction_record
 from creditline.api.responses import json_model
 from creditline.decisioning import service
 from creditline.decisioning.domain.decision import Decision
@@ -161,13 +161,7 @@ def apply(
     """Decide an application; an approval opens the credit line in the same transaction."""
     wiring = container.decisioning()
     uow = wiring.uow()
-    record = (
-        None
-        if keyed is None
-        else TransactionRecord(
-            container.idempotency, container.clock, keyed, request, uow.connection, _decided
-        )
-    )
+    record = transaction_record(container, keyed, request, uow.connection, _decided)
     requested_limit = _money(body.requested_limit, "requested_limit")
 
     def decide() -> Decision:

@@ -8,15 +8,14 @@ require an `Idempotency-Key`, which is also the id the service records them unde
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
 from creditline.api.deps import ContainerDep, IdempotencyKeyDep, KeyedRequestDep
-from creditline.api.idempotent import KeyedRequest, TransactionRecord, respond
+from creditline.api.idempotent import respond, transaction_record
 from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
 from creditline.lending import service
@@ -33,7 +32,6 @@ from creditline.shared.money import Currency, Money, MoneyFormatError
 from creditline.storage.idempotency import record_in_transaction
 
 router = APIRouter(tags=["lending"])
-T = TypeVar("T")
 
 # A draw and a repayment keep their Idempotency-Key record in their own transaction
 # (claimed first, answered last, on one connection): see `api.idempotent`.
@@ -353,7 +351,7 @@ def draw(
 ) -> Response:
     """Lend against the line: 201 with the loan and its schedule."""
     uow = lending_uow(container)
-    record = _record(container, keyed, request, uow, _drawn)
+    record = transaction_record(container, keyed, request, uow.connection, _drawn)
     return respond(
         record,
         lambda: service.draw(
@@ -373,20 +371,6 @@ def draw(
 def _drawn(loan: Loan) -> Response:
     return json_model(
         loan_out(loan), status_code=201, headers={"Location": f"/v1/loans/{loan.loan_id}"}
-    )
-
-
-def _record(
-    container: Container,
-    keyed: KeyedRequest | None,
-    request: Request,
-    uow: SqlLendingUnitOfWork,
-    render: Callable[[T], Response],
-) -> TransactionRecord[T] | None:
-    if keyed is None:
-        return None
-    return TransactionRecord(
-        container.idempotency, container.clock, keyed, request, uow.connection, render
     )
 
 
@@ -413,7 +397,7 @@ def repay(
 ) -> Response:
     """Apply a repayment; the answer is its allocation. Overpayment is refused (422)."""
     uow = lending_uow(container)
-    record = _record(container, keyed, request, uow, _repaid)
+    record = transaction_record(container, keyed, request, uow.connection, _repaid)
     return respond(
         record,
         lambda: service.repay(
