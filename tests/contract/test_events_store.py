@@ -167,3 +167,29 @@ def test_a_bulk_sized_batch_stores_the_new_rows_once_and_hands_exactly_them_on(
     assert [(r.index, r.code) for r in report.rejected] == [(3, "conflict")]
     assert sorted(handed) == sorted(new)
     assert store.count() == 6_000
+
+
+def test_a_batch_of_every_type_part_stored_before_is_stored_once_with_every_value(
+    store: EventStore,
+) -> None:
+    # Rows of different types leave different fields empty (SQLite inserts each such
+    # shape with its own statement); a quarter of them are already stored.
+    from tests.unit.data.test_data_events import BASE, GOOD
+
+    raws: list[dict[str, object]] = [
+        {**BASE, "event_id": f"e-{kind.value}-{n}", "event_type": kind.value, **fields}
+        for n in range(3)
+        for kind, fields in GOOD.items()
+    ]
+    before = raws[::4]
+    ingest_batch(store, before)
+
+    report = ingest_batch(store, raws)
+
+    assert (report.accepted, report.duplicates, report.rejected) == (
+        len(raws) - len(before),
+        len(before),
+        (),
+    )
+    stored = {e.event_id: e for e in store.for_customer("cus-1")}
+    assert stored == {str(raw["event_id"]): parse_event(raw) for raw in raws}

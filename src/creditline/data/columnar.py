@@ -14,6 +14,12 @@ joins the table) or names every bad field with the very messages the per-row pat
 So the vectorised path cannot accept a row that the per-row path refuses, nor store a
 different value, nor word an error differently; `tests/unit/data/test_data_columnar.py`
 checks this with Hypothesis. Only the common case (clean rows) is made fast.
+
+The common case of a whole column is checked at once, before any per-value work: ids and
+labels by their alphabet over the joined column (`_all_match`), closed vocabularies by set
+inclusion, and instants and dates by one line pattern over the joined column and Arrow's
+cast from text. A column where any value is not plain goes through the per-value checks
+above, which find the doubtful rows; a field no row has is a column of nulls unchecked.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -151,18 +157,22 @@ def validate_batch(raws: Sequence[Mapping[str, object]]) -> BatchValidation:
     size = len(raws)
     if size == 0:
         return BatchValidation(ValidBatch(_empty_table(), ()), ())
-    if set().union(*raws) <= _FIELD_SET:  # the common case: no row has an unknown field
+    keys: set[str] = set().union(*raws)
+    if keys <= _FIELD_SET:  # the common case: no row has an unknown field
         unknown = np.zeros(size, dtype=np.bool_)
     else:
         unknown = np.fromiter(
             (not raw.keys() <= _FIELD_SET for raw in raws), dtype=np.bool_, count=size
         )
-    columns: dict[str, list[object]]
+    # A field no row has is left out (None): it is a column of nulls, with nothing to check.
+    columns: dict[str, list[object] | None] = dict.fromkeys(FIELD_NAMES)
     if all(type(raw) is dict for raw in raws):  # rows from JSON, CSV and Parquet: plain dicts
         dicts = cast("Sequence[dict[str, object]]", raws)
-        columns = {name: list(map(dict.get, dicts, repeat(name, size))) for name in FIELD_NAMES}
+        for name in keys & _FIELD_SET:
+            columns[name] = list(map(dict.get, dicts, repeat(name, size)))
     else:
-        columns = {name: [raw.get(name) for raw in raws] for name in FIELD_NAMES}
+        for name in keys & _FIELD_SET:
+            columns[name] = [raw.get(name) for raw in raws]
     return _validate(columns, size, unknown, raws.__getitem__)
 
 
@@ -206,7 +216,7 @@ def _is_native(actual: pa.DataType, wanted: pa.DataType) -> bool:
 
 
 def _validate(
-    columns: Mapping[str, pa.Array | list[object]],
+    columns: Mapping[str, pa.Array | list[object] | None],
     size: int,
     doubt: np.ndarray,
     row: Callable[[int], Mapping[str, object]],
@@ -214,6 +224,9 @@ def _validate(
     arrays: dict[str, pa.Array] = {}
     for name, kind in EVENT_FIELDS:
         values = columns[name]
+        if values is None:
+            arrays[name] = pa.nulls(size, ARROW_TYPES[kind])
+            continue
         if isinstance(values, pa.Array):
             array, unsure = _native_column(name, kind, values)
         else:
@@ -321,8 +334,61 @@ def _is_false(array: pa.Array) -> np.ndarray:
 
 
 def _string_column(name: str, values: list[object]) -> Column:
+    quick = _plain_text_column(name, values)
+    if quick is not None:
+        return quick
     array, doubt = _text(values)
     return _checked_text(name, array, doubt)
+
+
+#: The characters each text pattern allows (ASCII), and those a value may not start with;
+#: pinned to the domain's patterns, so a change there fails here instead of drifting.
+_ID_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
+_LABEL_ALPHABET = b"abcdefghijklmnopqrstuvwxyz0123456789_.:-"
+_NOT_FIRST = (b"_", b".", b":", b"-")
+_MAX_TEXT = 64
+assert _ID.pattern == r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+assert _LABEL.pattern == r"^[a-z0-9][a-z0-9_.:\-]{0,63}$"
+_ALPHABETS = {
+    _ID.pattern: _ID_ALPHABET,
+    _LABEL.pattern: _LABEL_ALPHABET,
+}
+
+
+def _plain_text_column(name: str, values: list[object]) -> Column | None:
+    """The column when every value is None or text its field takes exactly as it is (the
+    common case), told with a few passes over the whole column; None when any value is
+    anything else, for the per-value checks to find which."""
+    size = len(values)
+    texts = [value for value in values if value is not None]
+    if not texts:
+        return pa.nulls(size, pa.string()), np.zeros(size, dtype=np.bool_)
+    if _types(texts) != {str}:
+        return None
+    pattern = _PATTERNS.get(name)
+    if pattern is None:
+        if not set(texts) <= _ENUMS[name]:
+            return None
+    elif not _all_match(cast("list[str]", texts), _ALPHABETS[pattern]):
+        return None
+    return pa.array(values, type=pa.string()), np.zeros(size, dtype=np.bool_)
+
+
+def _all_match(texts: list[str], alphabet: bytes) -> bool:
+    """Whether every text is 1-64 characters of `alphabet`, not starting with one of
+    `_NOT_FIRST`: the id and label patterns, checked over the joined column at once."""
+    lengths = list(map(len, texts))
+    if min(lengths) < 1 or max(lengths) > _MAX_TEXT:
+        return False
+    joined = "\n".join(texts)
+    if not joined.isascii():
+        return False
+    data = joined.encode("ascii")
+    # Only the separators may be left: any other character, or a newline inside a value
+    # (one separator too many), fails.
+    if data.translate(None, alphabet) != b"\n" * (len(texts) - 1):
+        return False
+    return data[:1] not in _NOT_FIRST and not any(b"\n" + c in data for c in _NOT_FIRST)
 
 
 def _checked_text(name: str, array: pa.Array, doubt: np.ndarray) -> Column:
@@ -414,7 +480,15 @@ def _plain_date(text: str) -> date | None:
         return None
 
 
+#: Dates in the plain form that Arrow's cast reads as `date.fromisoformat` does; a date that
+#: does not exist (Feb 30) makes the cast fail, which sends the column to the per-value path.
+_PLAIN_DATES = re.compile(r"(?:(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\n)*")
+
+
 def _date_column(name: str, values: list[object]) -> Column:
+    quick = _plain_text_cast(values, _PLAIN_DATES, pa.date32())
+    if quick is not None:
+        return quick, np.zeros(len(values), dtype=np.bool_)
     out, doubt = _parsed(values, date, _plain_date)
     return pa.array(out, type=pa.date32()), doubt
 
@@ -433,7 +507,40 @@ def _plain_instant(text: str) -> datetime | None:
 _FIXED_ZONES = (timezone, ZoneInfo)
 
 
+#: ISO 8601 instants in the one plain form (`2026-01-15T10:00:00.123+08:00`, or `Z`) that
+#: Arrow's cast reads to the same instant as `datetime.fromisoformat`; every field in its
+#: range by shape, and a date that does not exist (Feb 30) makes the cast fail, which sends
+#: the column to the per-value path.
+_PLAIN_INSTANTS = re.compile(
+    r"(?:(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\n)*"
+)
+
+
+def _plain_text_cast(
+    values: list[object], plain: re.Pattern[str], to: pa.DataType
+) -> pa.Array | None:
+    """The column cast by Arrow from text (no Python object per value) when every value is
+    None or text in the `plain` form (a line pattern, checked over the joined column at
+    once); None otherwise, and when the cast refuses a value."""
+    texts = [value for value in values if value is not None]
+    if not texts or _types(texts) != {str}:
+        return None
+    joined = "\n".join(cast("list[str]", texts)) + "\n"
+    if joined.count("\n") != len(texts) or not plain.fullmatch(joined):
+        return None
+    try:
+        result: pa.Array = pa.array(values, type=pa.string()).cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return result
+
+
 def _timestamp_column(name: str, values: list[object]) -> Column:
+    quick = _plain_text_cast(values, _PLAIN_INSTANTS, pa.timestamp("us", tz="UTC"))
+    if quick is not None:
+        return quick, np.zeros(len(values), dtype=np.bool_)
     if _types(values) <= {datetime, _NONE}:
         zones = set(map(_ZONE, filter(None, values)))
         if all(type(zone) in _FIXED_ZONES for zone in zones):  # every instant is aware
@@ -460,40 +567,75 @@ _COLUMN: dict[FieldKind, Callable[[str, list[object]], Column]] = {
 
 
 def _row_rules(arrays: Mapping[str, pa.Array], size: int) -> np.ndarray:
-    """Rows that break a rule involving several fields (or a missing value) are doubtful."""
-    null = {name: arrays[name].is_null().to_numpy(zero_copy_only=False) for name in FIELD_NAMES}
+    """Rows that break a rule involving several fields (or a missing value) are doubtful.
+
+    The per-type rules are looked up by each row's type in tables made once from
+    `EVENT_SCHEMAS` (one row per type, one column per payload field), so a batch costs a
+    few array operations whatever mix of types it holds."""
+    null = {name: _nulls(arrays[name], size) for name in FIELD_NAMES}
     doubt = np.zeros(size, dtype=np.bool_)
     for name in ("event_id", "customer_id", "event_type", "occurred_at", "source"):
         doubt |= null[name]
-    kinds = arrays["event_type"].to_numpy(zero_copy_only=False)
-    for kind, schema in EVENT_SCHEMAS.items():
-        of_kind = kinds == kind.value
-        if not of_kind.any():
-            continue
-        for name in _PAYLOAD:
-            if name in schema.required:
-                doubt |= of_kind & null[name]
-            elif name not in schema.allowed:
-                doubt |= of_kind & ~null[name]
-        if schema.at_least_one_of:
-            none_of = np.logical_and.reduce([null[name] for name in schema.at_least_one_of])
-            doubt |= of_kind & none_of
-        vocabulary = _CATEGORY_VALUES.get(kind)
-        if vocabulary is not None:
-            known = pc.is_in(arrays["category"], value_set=pa.array(sorted(vocabulary)))
-            doubt |= of_kind & ~pc.fill_null(known, True).to_numpy(zero_copy_only=False)
-        for name in _AMOUNTS:
-            floor = 0 if (kind, name) in _ZERO_ALLOWED else 1
-            amounts = pc.fill_null(arrays[name], floor).to_numpy(zero_copy_only=False)
-            doubt |= of_kind & ((amounts < floor) | (amounts > MAX_AMOUNT_MINOR))
-    version = pc.fill_null(arrays["schema_version"], SCHEMA_VERSION)
-    supported = pa.array(sorted(SUPPORTED_VERSIONS), type=pa.int64())
-    doubt |= ~pc.is_in(version, value_set=supported).to_numpy(zero_copy_only=False)
-    same = pc.equal(arrays["counterparty_id"], arrays["customer_id"])
-    doubt |= (kinds == EventType.TRANSFER.value) & pc.fill_null(same, False).to_numpy(
-        zero_copy_only=False
-    )
+    # Each row's event type as its index in `_KINDS`; a row of no or an unknown type is
+    # already doubtful, and is looked up as the last row of the tables (no rules).
+    codes = pc.fill_null(pc.index_in(arrays["event_type"], value_set=_KIND_VALUES), -1)
+    kinds = codes.to_numpy(zero_copy_only=False)
+    missing = np.column_stack([null[name] for name in _PAYLOAD])
+    doubt |= (_REQUIRED_BY_KIND[kinds] & missing).any(axis=1)
+    doubt |= (_REFUSED_BY_KIND[kinds] & ~missing).any(axis=1)
+    one_of = _ONE_OF_BY_KIND[kinds]
+    doubt |= one_of.any(axis=1) & ~(one_of & ~missing).any(axis=1)
+    floors = _FLOORS_BY_KIND[kinds]
+    for column, name in enumerate(_AMOUNTS):
+        if not null[name].all():
+            values = pc.fill_null(arrays[name], 1).to_numpy(zero_copy_only=False)
+            doubt |= (values < floors[:, column]) | (values > MAX_AMOUNT_MINOR)
+    if not null["category"].all():
+        for kind, vocabulary in _CATEGORY_VALUES.items():
+            of_kind = kinds == _KINDS.index(kind)
+            if of_kind.any():
+                known = pc.is_in(arrays["category"], value_set=pa.array(sorted(vocabulary)))
+                doubt |= of_kind & ~pc.fill_null(known, True).to_numpy(zero_copy_only=False)
+    version = arrays["schema_version"]
+    if version.null_count < size:
+        supported = pa.array(sorted(SUPPORTED_VERSIONS), type=pa.int64())
+        known_version = pc.is_in(pc.fill_null(version, SCHEMA_VERSION), value_set=supported)
+        doubt |= ~known_version.to_numpy(zero_copy_only=False)
+    if arrays["counterparty_id"].null_count < size:
+        same = pc.equal(arrays["counterparty_id"], arrays["customer_id"])
+        transfer = kinds == _KINDS.index(EventType.TRANSFER)
+        doubt |= transfer & pc.fill_null(same, False).to_numpy(zero_copy_only=False)
     return doubt
+
+
+_KINDS: list[EventType] = list(EVENT_SCHEMAS)
+_KIND_VALUES = pa.array([kind.value for kind in _KINDS], type=pa.string())
+
+
+def _by_kind(
+    rule: Callable[[EventType, str], int], names: Sequence[str], dtype: type
+) -> np.ndarray:
+    """`rule(kind, name)` for every type (rows, in `_KINDS` order) and name (columns), and
+    a last row of zeros for a row of no known type (index -1: no rule applies to it, and
+    it is doubtful already)."""
+    table = [[rule(kind, name) for name in names] for kind in _KINDS]
+    return np.array([*table, [0] * len(names)], dtype=dtype)
+
+
+_REQUIRED_BY_KIND = _by_kind(lambda k, n: n in EVENT_SCHEMAS[k].required, _PAYLOAD, np.bool_)
+_REFUSED_BY_KIND = _by_kind(lambda k, n: n not in EVENT_SCHEMAS[k].allowed, _PAYLOAD, np.bool_)
+_ONE_OF_BY_KIND = _by_kind(lambda k, n: n in EVENT_SCHEMAS[k].at_least_one_of, _PAYLOAD, np.bool_)
+_FLOORS_BY_KIND = _by_kind(lambda k, n: 0 if (k, n) in _ZERO_ALLOWED else 1, _AMOUNTS, np.int64)
+
+
+def _nulls(array: pa.Array, size: int) -> np.ndarray:
+    """Where `array` is null, as a numpy mask (without a pass for the all or none cases)."""
+    if array.null_count == 0:
+        return np.zeros(size, dtype=np.bool_)
+    if array.null_count == size:
+        return np.ones(size, dtype=np.bool_)
+    mask: np.ndarray = array.is_null().to_numpy(zero_copy_only=False)
+    return mask
 
 
 # --- digests -------------------------------------------------------------------------------
@@ -509,19 +651,30 @@ def digests(table: pa.Table) -> pa.Array:
     """`BehaviourEvent.digest()` of every row: SHA-256 of the canonical text of the fields
     (UTC instants with microseconds and a Z, booleans as True/False, None as nothing),
     joined by the unit separator."""
-    parts: list[pa.Array] = []
+    if table.num_rows == 0:
+        return pa.array([], type=pa.string())
+    parts: list[pa.Array | pa.ChunkedArray | pa.Scalar] = []
     for name, kind in EVENT_FIELDS:
         column = table.column(name)
-        if kind is FieldKind.TIMESTAMP:
+        if column.null_count == len(column):
+            parts.append(_EMPTY_TEXT)  # a payload field no row of the batch has
+        elif kind is FieldKind.TIMESTAMP:
             spaced = utc_text(column)  # "YYYY-MM-DD HH:MM:SS.ffffff"
-            text = pc.binary_join_element_wise(
-                pc.utf8_replace_slice(spaced, start=10, stop=11, replacement="T"), "Z", ""
+            parts.append(
+                pc.binary_join_element_wise(
+                    pc.utf8_replace_slice(spaced, start=10, stop=11, replacement="T"), "Z", ""
+                )
             )
         elif kind is FieldKind.BOOL:
-            text = pc.if_else(column, "True", "False")
+            parts.append(pc.if_else(column, "True", "False"))
         else:
-            text = column.cast(pa.string())
-        parts.append(pc.fill_null(text, ""))
-    joined = pc.binary_join_element_wise(*parts, "\x1f").cast(pa.binary())
-    sha256 = hashlib.sha256
-    return pa.array([sha256(value).hexdigest() for value in joined.to_pylist()], type=pa.string())
+            parts.append(column.cast(pa.string()))
+    joined = pc.binary_join_element_wise(
+        *parts, "\x1f", null_handling="replace", null_replacement=""
+    ).cast(pa.binary())
+    hashes = map(hashlib.sha256, joined.to_pylist())
+    return pa.array(list(map(_HEX, hashes)), type=pa.string())
+
+
+_EMPTY_TEXT = pa.scalar("", type=pa.string())
+_HEX = methodcaller("hexdigest")

@@ -216,6 +216,134 @@ def test_a_clean_batch_needs_no_row_by_row_check() -> None:
     assert checked.valid.events() == [parse_event(raw) for raw in raws]
 
 
+def _weighted(common: object, rare: list[object]) -> st.SearchStrategy[object]:
+    """`common` most of the time (so that whole columns are often clean), else a rare one."""
+    return st.one_of(st.just(common), st.just(common), st.just(common), st.sampled_from(rare))
+
+
+_ID_EDGES: list[object] = [
+    "",
+    " evt-1",
+    "evt-1 ",
+    "evt\n1",
+    "évt-1",
+    "_evt",
+    "-evt",
+    ".evt",
+    ":evt",
+    "e" * 64,
+    "e" * 65,
+    "E.v:t_1-2",
+    "evt/1",
+    7,
+]
+_LABEL_EDGES: list[object] = ["", "Alipay", "ali pay", "a" * 64, "a" * 65, "-x", "x-1.2:3_4", "\n"]
+_INSTANT_EDGES: list[object] = [
+    "2026-01-15T10:00:00Z",
+    "2026-01-15T10:00:00.5+08:00",
+    "2026-01-15T10:00:00.1234567+08:00",
+    "2026-02-30T10:00:00+08:00",
+    "2026-01-15T24:00:00+08:00",
+    "2026-01-15T10:00:60+08:00",
+    "2026-01-15T10:00:00+24:00",
+    "2026-01-15T10:00:00-23:59",
+    "2026-01-15 10:00:00+08:00",
+    "2026-01-15T10:00:00",
+    "2026-01-15T10:00:00+0800",
+    "0000-01-15T10:00:00+08:00",
+    "2026-01-15",
+    " 2026-01-15T10:00:00+08:00",
+    "2026-01-15T10:00:00+08:00\n2026-01-15T10:00:00+08:00",
+    "",
+]
+_DATE_EDGES: list[object] = [
+    "2026-02-30",
+    "2024-02-29",
+    "2023-02-29",
+    "20260205",
+    " 2026-02-05",
+    "0000-01-01",
+    "0001-01-01",
+    "2026-13-01",
+    "2026-02-05\n2026-02-05",
+    "",
+]
+
+
+@st.composite
+def text_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Events as JSON gives them (text, numbers, booleans): mostly in the plain forms that
+    a whole column is checked in at once, sometimes with one value just outside them."""
+    kind = draw(st.sampled_from(list(EventType)))
+    raw: dict[str, Any] = {**BASE, "event_type": kind.value, **GOOD[kind]}
+    raw["event_id"] = draw(_weighted(f"evt-{draw(st.integers(0, 99))}", _ID_EDGES))
+    raw["customer_id"] = draw(_weighted("cus-1", _ID_EDGES))
+    instant = draw(instants)
+    plain = instant.isoformat(timespec=draw(st.sampled_from(["seconds", "microseconds"])))
+    raw["occurred_at"] = draw(_weighted(plain, _INSTANT_EDGES))
+    raw["source"] = draw(_weighted("alipay", _LABEL_EDGES))
+    if "due_on" in raw:
+        raw["due_on"] = draw(_weighted("2026-02-05", _DATE_EDGES))
+    for name in ("reference_id", "counterparty_id", "device_id", "product_id"):
+        if name in raw:
+            raw[name] = draw(_weighted(raw[name], _ID_EDGES))
+    for name in ("category", "location"):
+        if name in raw:
+            raw[name] = draw(_weighted(raw[name], _LABEL_EDGES))
+    if "channel" in raw:
+        raw["channel"] = draw(_weighted(raw["channel"], ["QR", "", "in_store", 3]))
+    return raw
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(text_events(), min_size=1, max_size=12))
+def test_text_columns_checked_whole_agree_with_parse_event(raws: list[dict[str, Any]]) -> None:
+    expected = [oracle(raw) for raw in raws]
+
+    checked = validate_batch(raws)
+
+    assert_agrees_with_oracle(checked, expected)
+
+
+def test_a_column_in_the_plain_forms_is_taken_whole_and_one_odd_value_is_named() -> None:
+    raws = [
+        {
+            **BASE,
+            "event_type": "bill",
+            **GOOD[EventType.BILL],
+            "event_id": f"evt-{i}",
+            "occurred_at": f"2026-01-{i + 1:02d}T10:00:00.25{i}+08:00",
+        }
+        for i in range(9)
+    ]
+    clean = validate_batch(raws)
+    raws[4] = {**raws[4], "due_on": "2026-02-30"}
+    raws[6] = {**raws[6], "occurred_at": "2026-01-07T10:00:00+24:00"}
+    raws[7] = {**raws[7], "event_id": "evt\n7"}
+
+    checked = validate_batch(raws)
+
+    assert_agrees_with_oracle(
+        clean,
+        [oracle(raw) for raw in raws[:4]]
+        + [
+            parse_event({**raw, "due_on": "2026-02-05"}) if i == 4 else oracle(raw)
+            for i, raw in enumerate(raws[4:6], start=4)
+        ]
+        + [
+            parse_event({**raws[6], "occurred_at": "2026-01-07T10:00:00.256+08:00"}),
+            parse_event({**raws[7], "event_id": "evt-7"}),
+            oracle(raws[8]),
+        ],
+    )
+    assert [(i, [issue.field for issue in error.issues]) for i, error in checked.invalid] == [
+        (4, ["due_on"]),
+        (6, ["occurred_at"]),
+        (7, ["event_id"]),
+    ]
+    assert list(checked.valid.positions) == [0, 1, 2, 3, 5, 8]
+
+
 class _NoOffset(tzinfo):
     """A time zone that knows no offset: an instant carrying it is naive to `parse_event`."""
 
