@@ -35,6 +35,27 @@ def test_a_batch_is_counted_accepted_duplicate_and_rejected(client: TestClient) 
     ]
 
 
+def test_an_instant_outside_the_years_1_to_9999_in_utc_is_rejected_not_a_crash(
+    client: TestClient,
+) -> None:
+    # Year 1 at +01:00 is year 0 in UTC, and 9999-12-31 at -01:00 is year 10000.
+    batch = [
+        payment(1, occurred_at="0001-01-01T00:30:00+01:00"),
+        payment(2, occurred_at="9999-12-31T23:30:00-01:00"),
+        payment(3, occurred_at="0001-01-01T02:00:00+01:00"),  # still year 1 in UTC
+    ]
+
+    response = client.post("/v1/events", json={"events": batch})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [(r["index"], r["field"], r["code"]) for r in body["rejected"]] == [
+        (0, "occurred_at", "invalid_type"),
+        (1, "occurred_at", "invalid_type"),
+    ]
+    assert body["accepted"] == 1
+
+
 def test_an_id_reused_for_other_content_is_a_named_conflict(client: TestClient) -> None:
     client.post("/v1/events", json={"events": [payment(1)]})
 

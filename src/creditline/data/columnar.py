@@ -28,7 +28,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from enum import StrEnum
 from itertools import repeat
 from operator import attrgetter, methodcaller
@@ -498,7 +498,9 @@ def _plain_instant(text: str) -> datetime | None:
         return None
     try:
         instant = datetime.fromisoformat(text)
-    except ValueError:
+        if instant.tzinfo is not None:
+            instant.astimezone(UTC)  # outside years 1-9999 in UTC: for parse_event to judge
+    except (ValueError, OverflowError):
         return None
     return instant if instant.tzinfo is not None else None
 
@@ -510,9 +512,10 @@ _FIXED_ZONES = (timezone, ZoneInfo)
 #: ISO 8601 instants in the one plain form (`2026-01-15T10:00:00.123+08:00`, or `Z`) that
 #: Arrow's cast reads to the same instant as `datetime.fromisoformat`; every field in its
 #: range by shape, and a date that does not exist (Feb 30) makes the cast fail, which sends
-#: the column to the per-value path.
+#: the column to the per-value path. Years 1 and 9999 are left to that path too: an offset
+#: can carry them out of the years 1-9999 in UTC, which `parse_event` refuses.
 _PLAIN_INSTANTS = re.compile(
-    r"(?:(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:(?!0000|0001|9999)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
     r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
     r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\n)*"
 )

@@ -27,7 +27,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import cast
 
@@ -397,6 +397,10 @@ def _to_instant(value: object) -> datetime:
         raise TypeError(f"expected an ISO 8601 instant, got {type(value).__name__}")
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("an instant needs a UTC offset (e.g. 2026-01-15T10:00:00+08:00)")
+    try:
+        instant.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant falls outside the years 1 to 9999 in UTC") from None
     return instant
 
 
