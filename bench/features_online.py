@@ -11,13 +11,18 @@ the simulated window. Prints events/s for updates and read latency percentiles.
 
 With `--tables`, the updates are fed as Arrow tables of 1,000 rows (`apply_table`, what
 `POST /v1/events` hands over after storing a batch) instead of `FeatureEvent` objects;
-`--skip-memory` benchmarks only Redis.
+`--skip-memory` benchmarks only Redis. `--redis-cache N` sets how many decoded states the
+Redis writer keeps (`RedisFeatureStore(cached_states=N)`; 0 turns the cache off) and
+`--compact-at N` how many pending events make it fold them (`compact_at=N`).
+
+CPU is reported per event and per read, the client's and the Redis server's together,
+and the server's share on its own ("srv").
 
 With `--background`, the Redis reads are measured a second time while another process
 keeps writing: it folds the same events, in batches of 1,000, as fast as it can or at
 `--background-rate` events/s, into a second store on the same Redis (its own prefix, so
 the vectors being read do not change under the measurement). Its rate is printed beside
-the latencies.
+the latencies. With `--tables`, it too is fed Arrow tables.
 """
 
 from __future__ import annotations
@@ -49,6 +54,15 @@ from creditline.features.ports import OnlineFeatureStore
 BATCH = 1_000
 
 
+def server_seconds(store: OnlineFeatureStore) -> float:
+    """CPU used so far by the Redis server behind `store` (0 for the in-process store)."""
+    client = getattr(store, "client", None)
+    if client is None:
+        return 0.0
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def cpu_seconds(store: OnlineFeatureStore) -> float:
     """CPU used so far by this process plus, for Redis, by the Redis server.
 
@@ -56,32 +70,30 @@ def cpu_seconds(store: OnlineFeatureStore) -> float:
     CPU per event or per read is the steadier measure of the work done (the server's
     figure includes whatever else uses the same Redis meanwhile).
     """
-    used = time.process_time()
-    client = getattr(store, "client", None)
-    if client is not None:
-        info = client.info("cpu")
-        used += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    return used
+    return time.process_time() + server_seconds(store)
 
 
-def feed(store: OnlineFeatureStore, events: list[FeatureEvent]) -> tuple[float, float]:
-    """Events per second folded into `store` in batches of `BATCH`, and CPU µs per event."""
-    started, cpu = time.perf_counter(), cpu_seconds(store)
+def feed(store: OnlineFeatureStore, events: list[FeatureEvent]) -> tuple[float, float, float]:
+    """Events per second folded into `store` in batches of `BATCH`, and CPU µs per event
+    (client and server, and the server's alone)."""
+    started, cpu, server = time.perf_counter(), cpu_seconds(store), server_seconds(store)
     iterator = iter(events)
     while batch := list(islice(iterator, BATCH)):
         store.apply(batch)
     elapsed, used = time.perf_counter() - started, cpu_seconds(store) - cpu
-    return len(events) / elapsed, used / len(events) * 1e6
+    served = server_seconds(store) - server
+    return len(events) / elapsed, used / len(events) * 1e6, served / len(events) * 1e6
 
 
-def feed_tables(store: OnlineFeatureStore, tables: list[pa.Table]) -> tuple[float, float]:
+def feed_tables(store: OnlineFeatureStore, tables: list[pa.Table]) -> tuple[float, float, float]:
     """`feed` for batches given as Arrow tables (the store's `apply_table`)."""
     rows = sum(t.num_rows for t in tables)
-    started, cpu = time.perf_counter(), cpu_seconds(store)
+    started, cpu, server = time.perf_counter(), cpu_seconds(store), server_seconds(store)
     for table in tables:
         store.apply_table(table)  # type: ignore[attr-defined]
     elapsed, used = time.perf_counter() - started, cpu_seconds(store) - cpu
-    return rows / elapsed, used / rows * 1e6
+    served = server_seconds(store) - server
+    return rows / elapsed, used / rows * 1e6, served / rows * 1e6
 
 
 def event_tables(folder: Path) -> list[pa.Table]:
@@ -107,22 +119,29 @@ def read_latencies(
     return timings, (cpu_seconds(store) - cpu) / reads * 1e6
 
 
-def background_writer(url: str, folder: Path, stop: Any, rate: Any, target: float) -> None:
+def background_writer(
+    url: str, folder: Path, stop: Any, rate: Any, target: float, tables: bool
+) -> None:
     """Write the population into a store of its own, again and again, until `stop` is set,
-    at `target` events per second (0: as fast as it can)."""
+    at `target` events per second (0: as fast as it can), as events or as Arrow tables."""
     import redis
 
     from creditline.features.adapters.redis_store import RedisFeatureStore
 
-    events = list(read_events(folder))
+    batches: list[Any]
+    if tables:
+        batches = event_tables(folder)
+    else:
+        events = list(read_events(folder))
+        batches = [events[start : start + BATCH] for start in range(0, len(events), BATCH)]
     store = RedisFeatureStore(redis.Redis.from_url(url), prefix=f"bench-bg-{uuid.uuid4().hex[:8]}")
     written, started = 0, time.perf_counter()
     try:
         while not stop.is_set():
             store.clear()
-            iterator = iter(events)
-            while not stop.is_set() and (batch := list(islice(iterator, BATCH))):
-                written += store.apply(batch)
+            iterator = iter(batches)
+            while not stop.is_set() and (batch := next(iterator, None)) is not None:
+                written += store.apply_table(batch) if tables else store.apply(batch)
                 if target > 0:
                     ahead = written / target - (time.perf_counter() - started)
                     if ahead > 0:
@@ -156,12 +175,27 @@ def main() -> None:
         "--tables", action="store_true", help="Feed updates as Arrow tables (apply_table)."
     )
     parser.add_argument("--skip-memory", action="store_true", help="Benchmark Redis only.")
+    parser.add_argument(
+        "--redis-cache",
+        type=int,
+        default=None,
+        help="Decoded states the Redis writer keeps (default: the store's; 0: none).",
+    )
+    parser.add_argument(
+        "--compact-at",
+        type=int,
+        default=None,
+        help="Pending events that make the Redis store fold them (default: the store's).",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/creditline-bench-features"))
     args = parser.parse_args()
 
     folder, as_of = population("simulator", args.customers, args.months, args.work)
-    events = list(read_events(folder))
+    # Fed as tables, the events are not also held as objects (a heap of ~600k objects
+    # that an ingestion process would not have makes every garbage collection slower).
     tables = event_tables(folder) if args.tables else []
+    events = [] if args.tables else list(read_events(folder))
+    count = sum(t.num_rows for t in tables) if args.tables else len(events)
     stores: list[tuple[str, OnlineFeatureStore]] = []
     if not args.skip_memory:
         stores.append(("in-process", InMemoryFeatureStore()))
@@ -171,25 +205,30 @@ def main() -> None:
 
         from creditline.features.adapters.redis_store import RedisFeatureStore
 
+        options = {} if args.redis_cache is None else {"cached_states": args.redis_cache}
+        if args.compact_at is not None:
+            options["compact_at"] = args.compact_at
         redis_store = RedisFeatureStore(
-            redis.Redis.from_url(args.redis), prefix=f"bench-{uuid.uuid4().hex[:8]}"
+            redis.Redis.from_url(args.redis), prefix=f"bench-{uuid.uuid4().hex[:8]}", **options
         )
         stores.append(("redis", redis_store))
         cleanup = redis_store.clear
-    print(f"{len(events):,} events for {args.customers:,} customers × {args.months} months")
+    print(f"{count:,} events for {args.customers:,} customers × {args.months} months")
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     print(
-        f"{'store':>10} {'update ev/s':>12} {'cpu us/ev':>10} {'read p50 ms':>12} {'p99 ms':>8}"
-        f" {'max ms':>8} {'cpu us/read':>12}"
+        f"{'store':>10} {'update ev/s':>12} {'cpu us/ev':>10} {'srv us/ev':>10}"
+        f" {'read p50 ms':>12} {'p99 ms':>8} {'max ms':>8} {'cpu us/read':>12}"
     )
     try:
         for name, store in stores:
-            rate, cpu_per_event = feed_tables(store, tables) if tables else feed(store, events)
+            rate, cpu_per_event, server_per_event = (
+                feed_tables(store, tables) if tables else feed(store, events)
+            )
             customers = store.customers()
             read_latencies(store, customers, 200, as_of)  # warm up
             timings, cpu_per_read = read_latencies(store, customers, args.reads, as_of)
             print(
-                f"{name:>10} {rate:>12,.0f} {cpu_per_event:>10.1f}"
+                f"{name:>10} {rate:>12,.0f} {cpu_per_event:>10.1f} {server_per_event:>10.1f}"
                 f" {statistics.median(timings):>12.3f} {percentile(timings, 0.99):>8.3f}"
                 f" {max(timings):>8.3f} {cpu_per_read:>12.1f}"
             )
@@ -198,7 +237,14 @@ def main() -> None:
                 stop, written = context.Event(), context.Value("d", 0.0)
                 writer = context.Process(
                     target=background_writer,
-                    args=(args.redis, folder, stop, written, args.background_rate),
+                    args=(
+                        args.redis,
+                        folder,
+                        stop,
+                        written,
+                        args.background_rate,
+                        args.tables,
+                    ),
                 )
                 writer.start()
                 try:
@@ -209,7 +255,7 @@ def main() -> None:
                     stop.set()
                     writer.join()
                 print(
-                    f"{'redis+bg':>10} {written.value:>12,.0f} {'':>10}"
+                    f"{'redis+bg':>10} {written.value:>12,.0f} {'':>10} {'':>10}"
                     f" {statistics.median(timings):>12.3f} {percentile(timings, 0.99):>8.3f}"
                     f" {max(timings):>8.3f}   (update ev/s: the background writer's)"
                 )

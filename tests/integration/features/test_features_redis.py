@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 
+from creditline.features.adapters import redis_store
 from creditline.features.adapters.memory_store import InMemoryFeatureStore
 from creditline.features.adapters.redis_store import COMPACT_AT, RedisFeatureStore
 from creditline.features.domain.events import EventType, FeatureEvent, day_number
@@ -31,9 +34,20 @@ def store() -> Iterator[RedisFeatureStore]:
     client.close()
 
 
+# Ids of their own: `handmade.event` draws from a pool shared by every test module.
+_payment_ids = itertools.count(1)
+
+
 def payments(count: int) -> list[FeatureEvent]:
     return [
-        event("A", EventType.PAYMENT, at(-1 - n % 300), amount_minor=n + 1, category=f"c{n % 5}")
+        event(
+            "A",
+            EventType.PAYMENT,
+            at(-1 - n % 300),
+            event_id=f"pay-{next(_payment_ids)}",
+            amount_minor=n + 1,
+            category=f"c{n % 5}",
+        )
         for n in range(count)
     ]
 
@@ -110,12 +124,127 @@ def test_writers_compacting_the_same_customers_at_once_lose_and_repeat_nothing(
 
 def test_a_compaction_based_on_a_stale_version_is_refused(store: RedisFeatureStore) -> None:
     store.apply(payments(5))
-    state, version, pending = (store._key(k, "A") for k in ("state", "version", "pending"))
     store.compact("A")
     store.apply(payments(3))
+    keys = store._compaction_keys(["A"])
+    pending, version = keys[0], keys[1]
+    current = store.client.get(version)
 
-    written = store._compare_and_set(keys=[state, version, pending], args=[b"", b"stale", 3])
+    written = store._compare_and_set_many(keys=keys, args=[b"", b"other:1", b"{}", 3])
 
-    assert written == 0
+    assert written == [0]
+    assert store.client.get(version) == current
     assert store.client.llen(pending) == 3
     assert store.read("A", AS_OF)["payment_count_365d"] == 8
+
+
+def test_a_writer_folds_into_the_state_it_wrote_without_decoding_it_again(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer alone on its customers folds their pending events into the state it
+    wrote last: it does not read that state back nor decode it."""
+    first = payments(COMPACT_AT)
+    store.apply(first)  # compacts A: the writer now holds A's state
+    decoded: list[object] = []
+    load, dump = store._load, redis_store._dump
+    written: list[bytes] = []
+
+    def counted_load(raw: Any) -> Any:
+        decoded.append(raw)
+        return load(raw)
+
+    def counted_dump(state: Any) -> bytes:
+        written.append(dump(state))
+        return written[-1]
+
+    monkeypatch.setattr(store, "_load", counted_load)
+    monkeypatch.setattr(redis_store, "_dump", counted_dump)
+
+    later = payments(3 * COMPACT_AT)
+    for start in range(0, len(later), 5):
+        store.apply(later[start : start + 5])
+
+    assert decoded == []
+    compactions, pending = 0, 0
+    for start in range(0, len(later), 5):
+        pending += len(later[start : start + 5])
+        if pending >= COMPACT_AT:
+            compactions, pending = compactions + 1, 0
+    assert len(written) == compactions > 0
+    monkeypatch.undo()
+    reference = InMemoryFeatureStore()
+    reference.apply(first + later)
+    assert store.read("A", AS_OF) == reference.read("A", AS_OF)
+    assert store.client.llen(f"{store.prefix}:pending:A") < COMPACT_AT
+
+
+def test_a_writer_in_step_notices_the_events_another_writer_appended(
+    store: RedisFeatureStore,
+) -> None:
+    other = RedisFeatureStore(store.client, prefix=store.prefix)
+    events = payments(4 * COMPACT_AT)
+    store.apply(events[:COMPACT_AT])  # compacts A: the writer holds A's state
+    store.apply(events[COMPACT_AT : COMPACT_AT + 3])  # folded into it as appended
+    other.apply(events[COMPACT_AT + 3 : COMPACT_AT + 5])  # appended behind its back
+
+    store.apply(events[COMPACT_AT + 5 :])
+
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    assert store.read("A", AS_OF) == reference.read("A", AS_OF)
+    store.compact("A")
+    assert store.read("A", AS_OF) == reference.read("A", AS_OF)
+
+
+def test_a_writer_holding_a_state_sees_the_keys_cleared_under_it(
+    store: RedisFeatureStore,
+) -> None:
+    """Versions are never reused: after another writer cleared the keys and wrote a new
+    state, the state this writer holds is not mistaken for the stored one."""
+    store.apply(payments(COMPACT_AT + 5))  # compacts A: the writer holds A's state
+    other = RedisFeatureStore(store.client, prefix=store.prefix)
+    other.clear()
+    later = [
+        event(
+            "A",
+            EventType.PAYMENT,
+            at(-2),
+            event_id=f"pay-{next(_payment_ids)}",
+            amount_minor=7,
+            category="new",
+        )
+        for _ in range(3 * COMPACT_AT)
+    ]
+    other.apply(later[:COMPACT_AT])  # compacts A anew
+
+    store.apply(later[COMPACT_AT:])
+
+    reference = InMemoryFeatureStore()
+    reference.apply(later)
+    assert store.read("A", AS_OF) == reference.read("A", AS_OF)
+
+
+def test_a_compaction_whose_write_failed_folds_its_events_once_when_retried(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state a writer holds is folded into only once it is out of the cache: a write
+    that fails leaves the events pending and no half-written state behind."""
+    events = history() + payments(3 * COMPACT_AT)
+    first, second, third = events[:-40], events[-40:-20], events[-20:]
+    store.apply(first)
+    write = store._compare_and_set_many
+
+    def fail(*args: object, **kwargs: object) -> object:
+        raise redis.ConnectionError("lost the connection before the write")
+
+    monkeypatch.setattr(store, "_compare_and_set_many", fail)
+    with pytest.raises(redis.ConnectionError):
+        store.apply(second)
+    monkeypatch.setattr(store, "_compare_and_set_many", write)
+    store.apply(third)
+    store.compact("A")
+
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    for customer in ("A", "B", "C", "X"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
