@@ -10,7 +10,7 @@ skipped as a duplicate or reported; 2 when the input is unusable.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -70,7 +70,10 @@ def load(
         if not migrate.is_up_to_date(container.engine):
             _fail("the database schema is not up to date: run `creditline db upgrade`")
         error_path = errors or file.with_name(file.name + ".errors.csv")
-        report = _load_all(batches, container.event_store(), error_path)
+        # With Redis, the online features see each stored batch as it commits, as they do
+        # for `POST /v1/events`; an in-process store is built from the table at start-up.
+        online = container.record_feature_table if settings.redis_url else None
+        report = _load_all(batches, container.event_store(), error_path, online)
     except UnusableInputError as error:
         _fail(str(error))
     finally:
@@ -97,7 +100,12 @@ def _chunks(rows: Iterator[Row], size: int) -> Iterator[Batch]:
         yield pending
 
 
-def _load_all(batches: Iterator[Batch], store: EventStore, error_path: Path) -> IngestReport:
+def _load_all(
+    batches: Iterator[Batch],
+    store: EventStore,
+    error_path: Path,
+    online: Callable[[pa.Table], None] | None = None,
+) -> IngestReport:
     report = EMPTY_REPORT
     with (
         error_path.open("w", newline="", encoding="utf-8") as handle,
@@ -113,7 +121,7 @@ def _load_all(batches: Iterator[Batch], store: EventStore, error_path: Path) -> 
         writer.writerow(["line", "event_id", "field", "code", "reason"])
         task = bar.add_task("loading", total=None)
         for batch in batches:
-            report += _flush(store, batch, writer)
+            report += _flush(store, batch, writer, online)
             bar.update(task, completed=report.total)
         bar.update(task, completed=report.total, total=report.total)
     if not report.rejected:
@@ -125,14 +133,16 @@ def _load_all(batches: Iterator[Batch], store: EventStore, error_path: Path) -> 
     return report
 
 
-def _flush(store: EventStore, batch: Batch, writer: Any) -> IngestReport:
+def _flush(
+    store: EventStore, batch: Batch, writer: Any, online: Callable[[pa.Table], None] | None
+) -> IngestReport:
     """Store one batch (one transaction) and write its bad rows to the error file."""
     from creditline.data.adapters.files import RowError
     from creditline.data.service import ingest_batch, ingest_table
 
     if isinstance(batch, tuple):  # a Parquet batch: Arrow columns, rows numbered from `first`
         first, table = batch
-        report = ingest_table(store, table, first_index=first)
+        report = ingest_table(store, table, first_index=first, on_stored_table=online)
         unreadable: tuple[Rejection, ...] = ()
     else:
         unreadable = tuple(
@@ -142,7 +152,10 @@ def _flush(store: EventStore, batch: Batch, writer: Any) -> IngestReport:
         )
         records = [(line, row) for line, row in batch if not isinstance(row, RowError)]
         report = ingest_batch(
-            store, [row for _, row in records], indexes=[line for line, _ in records]
+            store,
+            [row for _, row in records],
+            indexes=[line for line, _ in records],
+            on_stored_table=online,
         )
     rejected = tuple(sorted(report.rejected + unreadable, key=lambda r: r.index))
     for rejection in rejected:
