@@ -300,3 +300,103 @@ def test_many_loans_are_read_each_with_its_own_instalments(new_uow: UowFactory) 
     assert by_key is not None
     assert by_key[0].loan_id == drawn[2].loan_id
     assert missing is None
+
+
+class _Record:
+    """A request record that looks at the transaction it is kept in (`uow.connection()`)."""
+
+    def __init__(self, uow: SqlLendingUnitOfWork, fail_on_complete: bool = False) -> None:
+        self.uow = uow
+        self.fail_on_complete = fail_on_complete
+        self.seen: list[tuple[str, int]] = []
+
+    def _loans(self) -> int:
+        return int(
+            self.uow.connection().execute(text("SELECT count(*) FROM lending_loans")).scalar_one()
+        )
+
+    def claim(self) -> None:
+        self.seen.append(("claim", self._loans()))
+
+    def complete(self, result: object) -> None:
+        self.seen.append(("complete", self._loans()))
+        if self.fail_on_complete:
+            raise RuntimeError("the answer could not be stored")
+
+
+def _draw_with(uow: SqlLendingUnitOfWork, record: _Record, amount: str = "1000"):  # type: ignore[no-untyped-def]
+    return service.draw(
+        uow,
+        line_id="CL1",
+        request_key="k-rec",
+        amount=Money.yuan(amount),
+        term_months=3,
+        method=RepaymentMethod.EQUAL_INSTALLMENT,
+        on=ON,
+        record=record,
+    )
+
+
+def test_a_draw_claims_its_record_first_and_completes_it_last_in_its_transaction(
+    new_uow: UowFactory,
+) -> None:
+    open_line(new_uow)
+    uow = new_uow()
+    record = _Record(uow)
+
+    _draw_with(uow, record)
+
+    # Claimed before the loan existed, completed once it did (same transaction).
+    assert record.seen == [("claim", 0), ("complete", 1)]
+
+
+def test_a_draw_whose_answer_cannot_be_stored_lends_nothing(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    uow = new_uow()
+
+    with pytest.raises(RuntimeError):
+        _draw_with(uow, _Record(uow, fail_on_complete=True))
+
+    assert service.get_line(new_uow(), "CL1").available == Money.yuan("10000")
+    assert service.loans_for_customer(new_uow(), "C1") == []
+
+
+def test_a_refused_draw_claims_but_never_completes(new_uow: UowFactory) -> None:
+    open_line(new_uow)
+    uow = new_uow()
+    record = _Record(uow)
+
+    with pytest.raises(BusinessRuleError):
+        _draw_with(uow, record, amount="20000")
+
+    assert record.seen == [("claim", 0)]
+
+
+def test_a_repayment_claims_first_and_completes_last_and_a_failed_answer_pays_nothing(
+    new_uow: UowFactory,
+) -> None:
+    open_line(new_uow)
+    loan = draw(new_uow, "k1")
+    uow = new_uow()
+    seen: list[str] = []
+
+    class Record:
+        def claim(self) -> None:
+            seen.append("claim")
+
+        def complete(self, result: service.RepaymentResult) -> None:
+            seen.append(f"complete {result.allocation.amount.to_str()}")
+            raise RuntimeError("the answer could not be stored")
+
+    with pytest.raises(RuntimeError):
+        service.repay(
+            uow,
+            loan_id=loan.loan_id,
+            repayment_id="r-1",
+            amount=Money.yuan("100"),
+            on=ON,
+            record=Record(),
+        )
+
+    assert seen == ["claim", "complete 100.00"]
+    assert service.get_loan(new_uow(), loan.loan_id).principal_outstanding == Money.yuan("1000")
