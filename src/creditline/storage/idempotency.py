@@ -146,19 +146,8 @@ class SqlIdempotencyStore:
             return Claim(ClaimOutcome.CLAIMED)
         try:
             with self._one_statement() as connection:
-                connection.execute(
-                    _CLAIM,
-                    {
-                        "key": key,
-                        "fingerprint": fingerprint,
-                        "method": method,
-                        "path": path,
-                        "state": "in_flight",
-                        "headers": {},
-                        "created_at": now,
-                        "locked_until": now + self._lease,
-                    },
-                )
+                values = _claim_values(key, fingerprint, method, path, now)
+                connection.execute(_CLAIM, values | {"locked_until": now + self._lease})
             return Claim(ClaimOutcome.CLAIMED)
         except IntegrityError:
             return self._existing(key, fingerprint, now)
@@ -170,12 +159,9 @@ class SqlIdempotencyStore:
             ).one_or_none()
             if row is None:  # released between our insert and this read: let the client retry
                 return Claim(ClaimOutcome.IN_FLIGHT)
-            if row.fingerprint != fingerprint:
-                return Claim(ClaimOutcome.MISMATCH)
-            if row.state == "completed":
-                return Claim(
-                    ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body
-                )
+            answer = _recorded_answer(row, fingerprint)
+            if answer is not None:
+                return answer
             if row.locked_until > now:
                 return Claim(ClaimOutcome.IN_FLIGHT)
             # The first attempt died without finishing: take over its claim.
@@ -256,13 +242,7 @@ class SqlIdempotencyStore:
                 row = connection.execute(_READ, {"the_key": key}).one_or_none()
             if row is None:  # released meanwhile: nothing to answer instead
                 return None
-            if row.fingerprint != deferred.fingerprint:
-                return Claim(ClaimOutcome.MISMATCH)
-            if row.state == "completed":
-                return Claim(
-                    ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body
-                )
-            return Claim(ClaimOutcome.IN_FLIGHT)
+            return _recorded_answer(row, deferred.fingerprint) or Claim(ClaimOutcome.IN_FLIGHT)
 
         return write
 
@@ -308,10 +288,9 @@ class SqlIdempotencyStore:
         if claimed is not None:
             return Claim(ClaimOutcome.CLAIMED)
         row = connection.execute(_READ, {"the_key": key}).one()
-        if row.fingerprint != fingerprint:
-            return Claim(ClaimOutcome.MISMATCH)
-        if row.state == "completed":
-            return Claim(ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body)
+        answer = _recorded_answer(row, fingerprint)
+        if answer is not None:
+            return answer
         if row.locked_until > now:  # an out-of-transaction claim, still running
             return Claim(ClaimOutcome.IN_FLIGHT)
         # An out-of-transaction claim whose request died: this transaction takes it over.
@@ -335,6 +314,16 @@ class SqlIdempotencyStore:
             _COMPLETE,
             {"the_key": key, **_completed(status_code, headers, body)},
         )
+
+
+def _recorded_answer(row: Any, fingerprint: str) -> Claim | None:
+    """What an existing record says to a request with `fingerprint`: 409 if it is another
+    request's, its stored answer if completed, None while its request is still running."""
+    if row.fingerprint != fingerprint:
+        return Claim(ClaimOutcome.MISMATCH)
+    if row.state == "completed":
+        return Claim(ClaimOutcome.REPLAY, row.status_code, dict(row.headers), row.response_body)
+    return None
 
 
 def _completed(status_code: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
