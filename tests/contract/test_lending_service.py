@@ -303,25 +303,44 @@ def test_many_loans_are_read_each_with_its_own_instalments(new_uow: UowFactory) 
 
 
 class _Record:
-    """A request record that looks at the transaction it is kept in (`uow.connection()`)."""
+    """A request record that writes into the transaction it is kept in (`uow.connection()`)
+    how many loans that transaction holds at each step. Its notes are writes, not reads,
+    because a use case's last writes may be sent together with the commit (a read there
+    gets nothing back); they are kept only if the transaction commits."""
 
     def __init__(self, uow: SqlLendingUnitOfWork, fail_on_complete: bool = False) -> None:
         self.uow = uow
         self.fail_on_complete = fail_on_complete
-        self.seen: list[tuple[str, int]] = []
+        self.steps: list[str] = []  # what was called, committed or not
+        with uow:
+            uow.connection().execute(
+                text("CREATE TABLE IF NOT EXISTS record_seen (n INTEGER, step TEXT, loans INTEGER)")
+            )
+            uow.commit()
 
-    def _loans(self) -> int:
-        return int(
-            self.uow.connection().execute(text("SELECT count(*) FROM lending_loans")).scalar_one()
+    def _note(self, n: int, step: str) -> None:
+        self.steps.append(step)
+        self.uow.connection().execute(
+            text(
+                "INSERT INTO record_seen (n, step, loans) "
+                "SELECT :n, :step, count(*) FROM lending_loans"
+            ),
+            {"n": n, "step": step},
         )
 
     def claim(self) -> None:
-        self.seen.append(("claim", self._loans()))
+        self._note(1, "claim")
 
     def complete(self, result: object) -> None:
-        self.seen.append(("complete", self._loans()))
+        self._note(2, "complete")
         if self.fail_on_complete:
             raise RuntimeError("the answer could not be stored")
+
+    def seen(self, new_uow: UowFactory) -> list[tuple[str, int]]:
+        """The notes that were committed, in order."""
+        with new_uow() as uow:
+            rows = uow.connection().execute(text("SELECT step, loans FROM record_seen ORDER BY n"))
+            return [(step, int(loans)) for step, loans in rows]
 
 
 def _draw_with(uow: SqlLendingUnitOfWork, record: _Record, amount: str = "1000"):  # type: ignore[no-untyped-def]
@@ -346,19 +365,55 @@ def test_a_draw_claims_its_record_first_and_completes_it_last_in_its_transaction
 
     _draw_with(uow, record)
 
-    # Claimed before the loan existed, completed once it did (same transaction).
-    assert record.seen == [("claim", 0), ("complete", 1)]
+    # Claimed before the loan existed, completed once it did, and committed with it.
+    assert record.seen(new_uow) == [("claim", 0), ("complete", 1)]
 
 
 def test_a_draw_whose_answer_cannot_be_stored_lends_nothing(new_uow: UowFactory) -> None:
     open_line(new_uow)
     uow = new_uow()
 
+    record = _Record(uow, fail_on_complete=True)
     with pytest.raises(RuntimeError):
-        _draw_with(uow, _Record(uow, fail_on_complete=True))
+        _draw_with(uow, record)
 
+    assert record.steps == ["claim", "complete"]
+    assert record.seen(new_uow) == []  # the claim rolled back with the work
     assert service.get_line(new_uow(), "CL1").available == Money.yuan("10000")
     assert service.loans_for_customer(new_uow(), "C1") == []
+
+
+class _RefusedRecord(_Record):
+    """A record whose answer the database refuses: a duplicate of the line's own row."""
+
+    def complete(self, result: object) -> None:
+        super().complete(result)
+        self.uow.connection().execute(
+            text("INSERT INTO lending_credit_lines SELECT * FROM lending_credit_lines")
+        )
+
+
+def test_a_last_write_the_database_refuses_keeps_nothing_and_leaves_storage_usable(
+    new_uow: UowFactory,
+) -> None:
+    # On PostgreSQL the last writes and the commit are sent together, so the refusal is
+    # only known at the commit; it must still be SQLAlchemy's error, and undo everything.
+    open_line(new_uow)
+    uow = new_uow()
+    record = _RefusedRecord(uow)
+
+    with pytest.raises(DBAPIError, match=r"(?i)unique|duplicate"):
+        _draw_with(uow, record)
+
+    assert record.steps == ["claim", "complete"]
+    assert record.seen(new_uow) == []
+    assert service.get_line(new_uow(), "CL1").available == Money.yuan("10000")
+    assert service.loans_for_customer(new_uow(), "C1") == []
+    # The connection went back to the pool in a usable state: the same draw now lends.
+    again = new_uow()
+    loan = _draw_with(again, _Record(again))
+    assert service.get_line(new_uow(), "CL1").available == Money.yuan("9000")
+    assert service.get_loan(new_uow(), loan.loan_id).principal == Money.yuan("1000")
 
 
 def test_a_refused_draw_claims_but_never_completes(new_uow: UowFactory) -> None:
@@ -369,7 +424,8 @@ def test_a_refused_draw_claims_but_never_completes(new_uow: UowFactory) -> None:
     with pytest.raises(BusinessRuleError):
         _draw_with(uow, record, amount="20000")
 
-    assert record.seen == [("claim", 0)]
+    assert record.steps == ["claim"]
+    assert record.seen(new_uow) == []  # claimed, never completed, and rolled back
 
 
 def test_a_repayment_claims_first_and_completes_last_and_a_failed_answer_pays_nothing(

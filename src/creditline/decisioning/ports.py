@@ -16,7 +16,7 @@ from creditline.decisioning.domain.application import ApplicantFacts, ScoreResul
 from creditline.decisioning.domain.decision import Decision
 from creditline.decisioning.domain.policy import PolicyParameters, TableResult
 from creditline.shared.money import Money
-from creditline.shared.uow import UnitOfWork
+from creditline.shared.uow import CommittingUnitOfWork
 
 
 class PolicyEngine(Protocol):
@@ -76,7 +76,7 @@ class LineOpener(Protocol):
         ...
 
 
-class DecisioningUnitOfWork(UnitOfWork, Protocol):
+class DecisioningUnitOfWork(CommittingUnitOfWork, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...
 

@@ -176,25 +176,25 @@ def apply_for_credit(
             policies.parameters.limit_step,
         )
         line_id = None
-        if draft.outcome is Outcome.APPROVED:
-            # No decision holds this application id (read above, in this transaction),
-            # and only its decision or review opens the line named after it.
-            line_id = uow.lines.open_line(
-                line_id=_line_id(application_id),
-                customer_id=customer_id,
-                limit=draft.limit,
-                daily_rate=_rate(draft),
-                on=business_date,
-                new=True,
+        with uow.committing():
+            if draft.outcome is Outcome.APPROVED:
+                # No decision holds this application id (read above, in this transaction),
+                # and only its decision or review opens the line named after it.
+                line_id = uow.lines.open_line(
+                    line_id=_line_id(application_id),
+                    customer_id=customer_id,
+                    limit=draft.limit,
+                    daily_rate=_rate(draft),
+                    on=business_date,
+                    new=True,
+                )
+            review = Review(ReviewStatus.PENDING) if draft.outcome is Outcome.REVIEW else None
+            decision = Decision(
+                application_id, customer_id, requested_limit, draft, clock.now(), line_id, review
             )
-        review = Review(ReviewStatus.PENDING) if draft.outcome is Outcome.REVIEW else None
-        decision = Decision(
-            application_id, customer_id, requested_limit, draft, clock.now(), line_id, review
-        )
-        uow.decisions.add(decision)
-        if record is not None:
-            record.complete(decision)
-        uow.commit()
+            uow.decisions.add(decision)
+            if record is not None:
+                record.complete(decision)
     return decision, True
 
 

@@ -10,7 +10,7 @@ from creditline.lending.domain.credit_line import CreditLine
 from creditline.lending.domain.journal import AccountCode, JournalEntry
 from creditline.lending.domain.loan import Allocation, Loan
 from creditline.shared.money import Currency, Money
-from creditline.shared.uow import UnitOfWork
+from creditline.shared.uow import CommittingUnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class JournalRepository(Protocol):
         ...
 
 
-class LendingUnitOfWork(UnitOfWork, Protocol):
+class LendingUnitOfWork(CommittingUnitOfWork, Protocol):
     @property
     def lines(self) -> CreditLineRepository: ...
 

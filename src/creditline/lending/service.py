@@ -241,12 +241,12 @@ def draw(
             term_months,
             on,
         )
-        uow.lines.save(line)
-        uow.loans.add(loan, request_key=request_key, fingerprint=fingerprint)
-        uow.journal.add(entry)
-        if record is not None:
-            record.complete(loan)
-        uow.commit()
+        with uow.committing():
+            uow.lines.save(line)
+            uow.loans.add(loan, request_key=request_key, fingerprint=fingerprint)
+            uow.journal.add(entry)
+            if record is not None:
+                record.complete(loan)
     return loan
 
 
@@ -311,16 +311,16 @@ def repay(
         entry_id = EntryId(f"repayment:{repayment_id}")
         allocation, entry = loan.repay(amount, on=on, entry_id=entry_id)
         line.restore(allocation.principal, loan_closed=loan.status is LoanStatus.CLOSED)
-        uow.loans.save(loan)
-        uow.lines.save(line)
-        uow.journal.add(entry)
-        uow.repayments.add(
-            StoredRepayment(repayment_id, loan_id, fingerprint, on, allocation), entry_id
-        )
         result = RepaymentResult(repayment_id, loan, allocation, on)
-        if record is not None:
-            record.complete(result)
-        uow.commit()
+        with uow.committing():
+            uow.loans.save(loan)
+            uow.lines.save(line)
+            uow.journal.add(entry)
+            uow.repayments.add(
+                StoredRepayment(repayment_id, loan_id, fingerprint, on, allocation), entry_id
+            )
+            if record is not None:
+                record.complete(result)
     return result
 
 

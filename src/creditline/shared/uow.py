@@ -1,7 +1,11 @@
 """The unit-of-work protocol every capability's storage port extends.
 
 `with uow:` opens one transaction; nothing is kept unless `commit()` is called inside the
-block. A capability's own protocol adds its repositories as read-only properties.
+block. A capability's own protocol adds its repositories as read-only properties. A use
+case may instead end with `with uow.committing(): <writes>`, which commits when the
+block ends: storage may send those writes and the commit together, so a write's error
+can surface only at the end of the block (and then nothing is kept); a read inside the
+block gets nothing back.
 
 A `RequestRecord` is the caller's record of the request that asked for the work (an HTTP
 `Idempotency-Key`), kept in the work's own transaction: a use case that takes one claims
@@ -11,6 +15,7 @@ commits or rolls back with the work, and a retry finds either both or neither.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
@@ -28,6 +33,12 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     def commit(self) -> None: ...
+
+
+class CommittingUnitOfWork(UnitOfWork, Protocol):
+    def committing(self) -> AbstractContextManager[None]:
+        """The writes that end the use case, committed when the block ends (see above)."""
+        ...
 
 
 class RequestRecord(Protocol[R_contra]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -101,6 +103,11 @@ class FakeDecisioningUnitOfWork:
     ) -> None:
         self._pending.clear()
         self._pending_lines.clear()
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        yield
+        self.commit()
 
     def commit(self) -> None:
         self.stored.update(self._pending)

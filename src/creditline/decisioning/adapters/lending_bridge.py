@@ -11,7 +11,8 @@ lending's tables on the same session, after the customer's row is locked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -55,6 +56,12 @@ class SessionLendingUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         """The owner of the session decides; nothing is rolled back here."""
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        """The writes, then `commit` (a flush): the owner's commit ends the transaction."""
+        yield
+        self.commit()
 
     def commit(self) -> None:
         self._session.flush()

@@ -86,6 +86,9 @@ _LINE_OF_LOAN_FOR_UPDATE = (
     .with_for_update(of=credit_lines)
 )
 _INSERT_LINE = insert(credit_lines)
+#: `inline`: no `RETURNING` of the generated `change_id` (nothing reads it), which a
+#: write inside `committing()` could not answer (see `storage.uow`).
+_INSERT_CHANGES = insert(line_changes).inline()
 _UPDATE_LINE = update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
 
 
@@ -140,7 +143,7 @@ class SqlCreditLineRepository:
         new = line.history[stored:]
         if new:
             self._session.execute(
-                insert(line_changes),
+                _INSERT_CHANGES,
                 [
                     {
                         "line_id": line.line_id,
