@@ -21,7 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,7 +48,7 @@ from creditline.lending.domain.terms import (
 from creditline.lending.ports import LoanRecordTotals, StoredRepayment
 from creditline.shared.clock import Clock
 from creditline.shared.money import Currency, Money
-from creditline.storage.uow import SqlAlchemyUnitOfWork
+from creditline.storage.uow import SqlAlchemyUnitOfWork, transaction_connection
 
 OPEN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
 
@@ -92,16 +92,28 @@ _INSERT_CHANGES = insert(line_changes).inline()
 _UPDATE_LINE = update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
 
 
-class SqlCreditLineRepository:
+class _SqlRepository:
+    """A repository on the unit of work's session, whose statements run on the session's
+    transaction connection: SQLAlchemy Core runs a statement in about four fifths of the
+    CPU an ORM session takes for it (nothing here is ORM-mapped)."""
+
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+
+    def _connection(self) -> Connection:
+        return transaction_connection(self._session)
+
+
+class SqlCreditLineRepository(_SqlRepository):
+    def __init__(self, session: Session, clock: Clock) -> None:
+        super().__init__(session, clock)
         # How many history rows each line read or added here has in storage, so that
         # `save` appends only the new ones without counting them again.
         self._stored_history: dict[str, int] = {}
 
     def add(self, line: CreditLine) -> None:
-        self._session.execute(
+        self._connection().execute(
             _INSERT_LINE,
             {
                 "line_id": line.line_id,
@@ -117,10 +129,12 @@ class SqlCreditLineRepository:
 
     def get(self, line_id: str, *, for_update: bool = False) -> CreditLine | None:
         query = _LINE_FOR_UPDATE if for_update else _LINE
-        return self._one(self._session.execute(query, {"key_line_id": line_id}).mappings().all())
+        return self._one(
+            self._connection().execute(query, {"key_line_id": line_id}).mappings().all()
+        )
 
     def get_for_loan(self, loan_id: str) -> CreditLine | None:
-        rows = self._session.execute(_LINE_OF_LOAN_FOR_UPDATE, {"key_loan_id": loan_id})
+        rows = self._connection().execute(_LINE_OF_LOAN_FOR_UPDATE, {"key_loan_id": loan_id})
         return self._one(rows.mappings().all())
 
     def _one(self, rows: Sequence[RowMapping]) -> CreditLine | None:
@@ -131,18 +145,22 @@ class SqlCreditLineRepository:
         return _to_line(rows[0], history)
 
     def save(self, line: CreditLine) -> None:
-        self._session.execute(_UPDATE_LINE, {"key_line_id": line.line_id, **_line_values(line)})
+        self._connection().execute(
+            _UPDATE_LINE, {"key_line_id": line.line_id, **_line_values(line)}
+        )
         stored = self._stored_history.get(line.line_id)
         if stored is None:  # not read through this repository: ask the database
-            stored = self._session.execute(
-                select(func.count()).where(line_changes.c.line_id == line.line_id)
-            ).scalar_one()
+            stored = (
+                self._connection()
+                .execute(select(func.count()).where(line_changes.c.line_id == line.line_id))
+                .scalar_one()
+            )
         self._append_history(line, stored)
 
     def _append_history(self, line: CreditLine, stored: int) -> None:
         new = line.history[stored:]
         if new:
-            self._session.execute(
+            self._connection().execute(
                 _INSERT_CHANGES,
                 [
                     {
@@ -196,19 +214,15 @@ def _to_line(row: RowMapping, history: Sequence[RowMapping]) -> CreditLine:
     )
 
 
-class SqlLoanRepository:
-    def __init__(self, session: Session, clock: Clock) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlLoanRepository(_SqlRepository):
     def add(self, loan: Loan, *, request_key: str, fingerprint: str) -> None:
-        self._session.execute(
+        self._connection().execute(
             _INSERT_LOAN,
             _new_loan_row(
                 loan, request_key=request_key, fingerprint=fingerprint, at=self._clock.now()
             ),
         )
-        self._session.execute(_INSERT_INSTALMENTS, _instalment_rows(loan, with_terms=True))
+        self._connection().execute(_INSERT_INSTALMENTS, _instalment_rows(loan, with_terms=True))
 
     def get(self, loan_id: str) -> Loan | None:
         found = self._load(_LOAN_BY_ID, {"key": loan_id})
@@ -219,13 +233,15 @@ class SqlLoanRepository:
         return None if not found else found[0]
 
     def save(self, loan: Loan) -> None:
-        self._session.execute(_UPDATE_LOAN, {"key_loan_id": loan.loan_id, **_loan_values(loan)})
+        self._connection().execute(
+            _UPDATE_LOAN, {"key_loan_id": loan.loan_id, **_loan_values(loan)}
+        )
         rows = _instalment_rows(loan, with_terms=False)
         for values in rows:
             values["key_loan_id"] = values.pop("loan_id")
             values["key_number"] = values.pop("number")
         # One statement with many parameter sets (psycopg pipelines them).
-        self._session.execute(_UPDATE_INSTALMENT, rows)
+        self._connection().execute(_UPDATE_INSTALMENT, rows)
 
     def for_customer(self, customer_id: str) -> list[Loan]:
         return self._many(loans.c.customer_id == customer_id)
@@ -238,39 +254,46 @@ class SqlLoanRepository:
             loans.c.written_off_on.is_(None), loans.c.currency == currency.value
         )
         i = instalments.c
-        row = self._session.execute(
-            select(
-                func.coalesce(func.sum(i.principal_due_minor - i.principal_paid_minor), 0),
-                func.coalesce(func.sum(i.interest_accrued_minor - i.interest_paid_minor), 0),
-                func.coalesce(func.sum(i.penalty_accrued_minor - i.penalty_paid_minor), 0),
-            ).where(i.loan_id.in_(on_books))
-        ).one()
+        row = (
+            self._connection()
+            .execute(
+                select(
+                    func.coalesce(func.sum(i.principal_due_minor - i.principal_paid_minor), 0),
+                    func.coalesce(func.sum(i.interest_accrued_minor - i.interest_paid_minor), 0),
+                    func.coalesce(func.sum(i.penalty_accrued_minor - i.penalty_paid_minor), 0),
+                ).where(i.loan_id.in_(on_books))
+            )
+            .one()
+        )
         return LoanRecordTotals(int(row[0]), int(row[1]), int(row[2]))
 
     def _many(self, condition: Any) -> list[Loan]:
         """Loans in the order drawn, then all their instalments in a second statement."""
         rows = (
-            self._session.execute(
-                select(loans).where(condition).order_by(loans.c.drawn_on, loans.c.created_at)
-            )
+            self._connection()
+            .execute(select(loans).where(condition).order_by(loans.c.drawn_on, loans.c.created_at))
             .mappings()
             .all()
         )
         if not rows:
             return []
         by_loan: dict[str, list[Mapping[str, Any]]] = {row["loan_id"]: [] for row in rows}
-        found = self._session.execute(
-            select(instalments.c.loan_id, *_INSTALMENTS)
-            .where(instalments.c.loan_id.in_(list(by_loan)))
-            .order_by(instalments.c.loan_id, instalments.c.number)
-        ).mappings()
+        found = (
+            self._connection()
+            .execute(
+                select(instalments.c.loan_id, *_INSTALMENTS)
+                .where(instalments.c.loan_id.in_(list(by_loan)))
+                .order_by(instalments.c.loan_id, instalments.c.number)
+            )
+            .mappings()
+        )
         for row in found:
             by_loan[row["loan_id"]].append(_instalment_of(row))
         return [_to_loan(row, by_loan[row["loan_id"]]) for row in rows]
 
     def _load(self, query: Select[Any], params: dict[str, Any]) -> list[tuple[Loan, str]]:
         """Loans with their instalments (one row per instalment), and each one's fingerprint."""
-        rows = self._session.execute(query, params).mappings().all()
+        rows = self._connection().execute(query, params).mappings().all()
         return [
             (_to_loan(group[0], [_instalment_of(r) for r in group]), group[0]["fingerprint"])
             for group in _grouped(rows)
@@ -473,13 +496,9 @@ _INSERT_ENTRY = insert(journal_entries)
 _INSERT_POSTINGS = insert(journal_postings)
 
 
-class SqlRepaymentRepository:
-    def __init__(self, session: Session, clock: Clock) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlRepaymentRepository(_SqlRepository):
     def get(self, repayment_id: str) -> StoredRepayment | None:
-        row = self._session.execute(_REPAYMENT, {"key": repayment_id}).mappings().one_or_none()
+        row = self._connection().execute(_REPAYMENT, {"key": repayment_id}).mappings().one_or_none()
         if row is None:
             return None
         currency = Currency(row["currency"])
@@ -493,7 +512,7 @@ class SqlRepaymentRepository:
 
     def add(self, repayment: StoredRepayment, entry_id: str) -> None:
         allocation = repayment.allocation
-        self._session.execute(
+        self._connection().execute(
             _INSERT_REPAYMENT,
             {
                 "repayment_id": repayment.repayment_id,
@@ -509,13 +528,9 @@ class SqlRepaymentRepository:
         )
 
 
-class SqlJournalRepository:
-    def __init__(self, session: Session, clock: Clock) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlJournalRepository(_SqlRepository):
     def add(self, entry: JournalEntry) -> None:
-        self._session.execute(
+        self._connection().execute(
             _INSERT_ENTRY,
             {
                 "entry_id": entry.entry_id,
@@ -526,7 +541,7 @@ class SqlJournalRepository:
                 "created_at": self._clock.now(),
             },
         )
-        self._session.execute(
+        self._connection().execute(
             _INSERT_POSTINGS,
             [
                 {
@@ -552,7 +567,7 @@ class SqlJournalRepository:
             query = query.where(journal_entries.c.effective_on <= as_of)
         return {
             (AccountCode(account), Currency(currency)): int(total)
-            for account, currency, total in self._session.execute(query)
+            for account, currency, total in self._connection().execute(query)
         }
 
 
