@@ -6,7 +6,9 @@ the capacity the GBM chose for itself on the training part (depth/leaves, "free"
 it dropped its monotone constraints, cv or holdout, × rounds); "shap MB" is the size of
 its TreeSHAP tables (`shap_tables.npz`, bounded by `GbmParams.table_entries`). Beside our
 scorecard and GBM, the same run fits optbinning's BinningProcess + Scorecard with its
-defaults and LightGBM with its defaults on the same split.
+defaults and LightGBM with its defaults on the same split. "sc refined" says whether the
+scorecard's points table was refined by boosted one-feature trees (and how many rounds),
+which the training part decides by cross-validation (`creditline.scoring.training.refine`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def main() -> None:
             gbm_folder = next(r.folder for r in artefacts if r.kind == "gbm")
             manifest = json.loads((gbm_folder / "manifest.json").read_text())
             chosen = manifest["parameters"]["gbm_selection"]
+            sc_folder = next(r.folder for r in artefacts if r.kind == "scorecard")
+            sc_manifest = json.loads((sc_folder / "manifest.json").read_text())
+            refinement = sc_manifest["parameters"].get("refinement", {})
             seconds = time.perf_counter() - start
             opt_auc, lgb_auc = baselines(name)
             best = max(results.values())
@@ -95,6 +100,9 @@ def main() -> None:
                         f" {'cv' if 'candidates' in chosen else 'holdout'}"
                         f" x{manifest['parameters']['gbm']['best_iteration']}"
                     ),
+                    "sc refined": (
+                        f"x{refinement['rounds']}" if refinement.get("applied") else "no"
+                    ),
                     "shap MB": (gbm_folder / "shap_tables.npz").stat().st_size / 1e6,
                     "train s": seconds,
                 }
@@ -102,7 +110,7 @@ def main() -> None:
             print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
     frame = pd.DataFrame(rows)
     with pd.option_context(
-        "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format
+        "display.width", 220, "display.max_columns", 20, "display.float_format", "{:.4f}".format
     ):
         print(frame.to_string(index=False))
     print(f"\nmean best AUC {np.mean(frame['best']):.4f}")

@@ -296,3 +296,22 @@ def test_german_beats_the_published_scorecard_anchors(tmp_path: Path) -> None:
     results = train(load_dataset("german"), tmp_path, clock=CLOCK, report=False)
 
     assert max(r.test_auc for r in results) > 0.806
+
+
+def test_the_scorecard_manifest_says_whether_its_points_table_was_refined(
+    trained: tuple[Path, pd.DataFrame],
+) -> None:
+    out, _ = trained
+    manifest = json.loads((out / "scorecard" / "manifest.json").read_text())
+    body = json.loads((out / "scorecard" / "scorecard.json").read_text())
+    points = pd.read_csv(out / "scorecard" / "points.csv")
+
+    refinement = manifest["parameters"]["refinement"]
+
+    assert isinstance(refinement["applied"], bool)
+    assert refinement["refined_auc"] >= 0.5
+    assert refinement["scorecard_auc"] >= 0.5
+    # points.csv and scorecard.json describe the same bins, feature by feature
+    for feature in body["features"]:
+        rows = points[points.feature == feature["bins"]["name"]]
+        assert rows.points.to_numpy() == pytest.approx(feature["points"], abs=1e-6)

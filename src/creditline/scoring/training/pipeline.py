@@ -28,6 +28,7 @@ from creditline.scoring import metrics, treeshap
 from creditline.scoring.domain.scale import ScoreScale
 from creditline.scoring.serving import load_model
 from creditline.scoring.training.gbm import FittedGbm, GbmParams, fit_gbm
+from creditline.scoring.training.refine import refine_scorecard
 from creditline.scoring.training.report import write_report
 from creditline.scoring.training.scorecard import FittedScorecard, ScorecardParams, fit_scorecard
 from creditline.scoring.training.split import split_indices
@@ -165,6 +166,8 @@ def _train(
         sc = fit_scorecard(
             X_tr, y[tr], special_values=specials, params=scorecard_params, scale=scale
         )
+        if model != "gbm":  # the GBM uses the scorecard's bins only, never its points
+            sc = refine_scorecard(sc, X_tr, y[tr], special_values=specials, params=scorecard_params)
     common = {
         "created_at": clock.now().isoformat(),
         "dataset": dataset.name,
@@ -223,7 +226,8 @@ def _train(
                 folder / "report.html",
                 manifest=manifest,
                 summary=summary,
-                stats=sc.stats,
+                # the scorecard's report shows the bins of its points table
+                stats=sc.stats | sc.table if kind == "scorecard" else sc.stats,
                 selected=features,
                 y_test=y[te],
                 test=test,
@@ -240,7 +244,7 @@ def _write_scorecard(
     body = {"features": described, "intercept": sc.intercept, "calibration": list(sc.calibration)}
     rows = []
     for name in sc.selected:
-        stats = sc.stats[name]
+        stats = sc.table[name]
         points = sc.points[name]
         described.append(
             {
@@ -266,7 +270,7 @@ def _write_scorecard(
             )
     (folder / "scorecard.json").write_text(json.dumps(body, indent=1, ensure_ascii=False))
     pd.DataFrame(rows).to_csv(folder / "points.csv", index=False, float_format="%.6f")
-    params = {"dropped": sc.dropped}
+    params = {"dropped": sc.dropped, "refinement": sc.refinement}
     return ["scorecard.json", "points.csv"], list(sc.selected), params
 
 

@@ -15,6 +15,9 @@ Steps, each with a default that holds for the general case (no tuning per datase
 5. Calibration: Platt scaling of the logit on 5-fold out-of-fold predictions of the
    training part, so the points stay additive.
 6. Points per bin: ``−factor · b · c_j · WoE_ij`` plus an equal share of the intercept.
+7. The pipeline then refines the points table with boosted one-feature trees when
+   cross-validation on the training part says they help
+   (`creditline.scoring.training.refine`); `refine_rounds = 0` keeps the classic card.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ class ScorecardParams:
     c: float = 1.0
     calibration_folds: int = 5
     seed: int = 42
+    # boosted refinement (`creditline.scoring.training.refine`); 0 rounds: classic card only
+    refine_rounds: int = 500
+    refine_learning_rate: float = 0.1
+    refine_patience: int = 50
+    refine_folds: int = 5
+    refine_cv_max_rows: int = 20_000  # above: early stopping on a holdout, as the GBM does
+    refine_validation_share: float = 0.2
+    refine_min_child_samples: int = 20
+    refine_max_bin: int = 63
+    refine_margin: float = 0.001
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -79,6 +92,12 @@ class BinStats:
 
 @dataclass(frozen=True, slots=True)
 class FittedScorecard:
+    """The fitted card. `stats`: every feature's optbinning bins (the GBM and the report use
+    them); `table`: the bins of the points table, per selected feature (the same bins unless
+    a refinement cut them further); `contributions`: log-odds of bad per table bin, before
+    calibration, so that ``logit = intercept + Σ contribution`` and points follow from it.
+    """
+
     stats: dict[str, BinStats]  # every binned feature
     selected: tuple[str, ...]
     coefficients: dict[str, float]
@@ -87,14 +106,21 @@ class FittedScorecard:
     scale: ScoreScale
     points: dict[str, tuple[float, ...]] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)  # feature -> reason
+    table: dict[str, BinStats] = field(default_factory=dict)
+    contributions: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    refinement: dict[str, Any] = field(default_factory=dict)  # what the refinement found
 
-    def logit(self, X: pd.DataFrame) -> NDArray[np.float64]:
+    def raw_logit(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Log-odds of bad before calibration."""
         z = np.full(len(X), self.intercept)
         for name in self.selected:
-            woe = np.asarray(self.stats[name].woe)
-            z += self.coefficients[name] * woe[self.stats[name].bins.assign(X[name])]
+            values = np.asarray(self.contributions[name])
+            z += values[self.table[name].bins.assign(X[name])]
+        return z
+
+    def logit(self, X: pd.DataFrame) -> NDArray[np.float64]:
         a, b = self.calibration
-        return np.asarray(a + b * z, dtype=np.float64)
+        return np.asarray(a + b * self.raw_logit(X), dtype=np.float64)
 
 
 def _woe(
@@ -137,7 +163,6 @@ def bin_feature(
             bins = FeatureBins(
                 name, "categorical", groups=tuple(groups) + ((tuple(rest),) if rest else ())
             )
-            trend = 0
         else:
             values_f = np.asarray(pd.to_numeric(x, errors="coerce"), dtype=np.float64)
             optb = OptimalBinning(
@@ -155,7 +180,13 @@ def bin_feature(
                 splits=tuple(float(s) for s in optb.splits),
                 special_values=special,
             )
-            trend = 0
+    return bin_stats(bins, x, y)
+
+
+def bin_stats(
+    bins: FeatureBins, x: pd.Series, y: NDArray[np.int8], *, trend: int | None = None
+) -> BinStats:
+    """Training counts, bads, WoE and IV of `bins`; the trend is measured unless given."""
     idx = bins.assign(x)
     counts = np.bincount(idx, minlength=bins.n_bins).astype(np.float64)
     bads = np.asarray(np.bincount(idx, weights=y, minlength=bins.n_bins), dtype=np.float64)
@@ -163,13 +194,30 @@ def bin_feature(
     G = float(len(y) - B)
     woe = _woe(bads, counts, B, G)
     iv = float(np.sum((bads / B - (counts - bads) / G) * woe))
-    if not categorical and bins.n_regular > 1:
-        reg_counts = counts[: bins.n_regular]
-        rate = bads[: bins.n_regular] / np.maximum(reg_counts, 1)
-        trend = 1 if rate[-1] > rate[0] else (-1 if rate[-1] < rate[0] else 0)
+    if trend is None:
+        trend = 0
+        if bins.kind == "numerical" and bins.n_regular > 1:
+            reg_counts = counts[: bins.n_regular]
+            rate = bads[: bins.n_regular] / np.maximum(reg_counts, 1)
+            trend = 1 if rate[-1] > rate[0] else (-1 if rate[-1] < rate[0] else 0)
     return BinStats(
         bins, tuple(int(c) for c in counts), tuple(int(b) for b in bads), tuple(woe), iv, trend
     )
+
+
+def points_table(
+    contributions: dict[str, tuple[float, ...]],
+    intercept: float,
+    calibration: tuple[float, float],
+    scale: ScoreScale,
+) -> dict[str, tuple[float, ...]]:
+    """Points per bin: ``−factor · b · contribution`` plus an equal share of the intercept."""
+    a, b = calibration
+    share = (scale.offset - scale.factor * (a + b * intercept)) / len(contributions)
+    return {
+        n: tuple(float(-scale.factor * b * v + share) for v in values)
+        for n, values in contributions.items()
+    }
 
 
 def fit_scorecard(
@@ -225,12 +273,7 @@ def fit_scorecard(
         kept.remove(worst)
     intercept = float(model.intercept_[0])
     calibration = _platt(woe_frame[kept].to_numpy(), y, params)
-    a, b = calibration
-    share = (scale.offset - scale.factor * (a + b * intercept)) / len(kept)
-    points = {
-        n: tuple(float(-scale.factor * b * coefs[n] * w + share) for w in stats[n].woe)
-        for n in kept
-    }
+    contributions = {n: tuple(float(coefs[n] * w) for w in stats[n].woe) for n in kept}
     return FittedScorecard(
         stats=stats,
         selected=tuple(kept),
@@ -238,8 +281,10 @@ def fit_scorecard(
         intercept=intercept,
         calibration=calibration,
         scale=scale,
-        points=points,
+        points=points_table(contributions, intercept, calibration, scale),
         dropped=dropped,
+        table={n: stats[n] for n in kept},
+        contributions=contributions,
     )
 
 
