@@ -193,3 +193,21 @@ def test_a_batch_of_every_type_part_stored_before_is_stored_once_with_every_valu
     )
     stored = {e.event_id: e for e in store.for_customer("cus-1")}
     assert stored == {str(raw["event_id"]): parse_event(raw) for raw in raws}
+
+
+def test_a_batch_whose_first_event_is_new_names_the_stored_ones_among_the_rest(
+    store: EventStore,
+) -> None:
+    # SQLite inserts such a batch first and looks up only the rows it could not insert.
+    ingest_batch(store, [payment(n) for n in range(1, 40, 2)])
+    raws = [payment(n) for n in range(40)]
+    raws[7] = payment(7, amount=999)
+
+    report = ingest_batch(store, raws)
+
+    assert (report.accepted, report.duplicates) == (20, 19)
+    assert [(r.index, r.code) for r in report.rejected] == [(7, "conflict")]
+    assert store.count() == 40
+    stored = {e.event_id: e for e in store.for_customer("cus-1")}
+    assert stored["evt-7"].amount_minor == 100
+    assert stored == {f"evt-{n}": parse_event(payment(n)) for n in range(40)}

@@ -16,10 +16,11 @@ different value, nor word an error differently; `tests/unit/data/test_data_colum
 checks this with Hypothesis. Only the common case (clean rows) is made fast.
 
 The common case of a whole column is checked at once, before any per-value work: ids and
-labels by their alphabet over the joined column (`_all_match`), closed vocabularies by set
-inclusion, and instants and dates by one line pattern over the joined column and Arrow's
-cast from text. A column where any value is not plain goes through the per-value checks
-above, which find the doubtful rows; a field no row has is a column of nulls unchecked.
+labels by their alphabet over the column's Arrow buffers (`_all_match`), closed
+vocabularies by set inclusion, and instants and dates by one line pattern over the joined
+column and Arrow's cast from text. A column where any value is not plain goes through the
+per-value checks above, which find the doubtful rows; a field no row has is a column of
+nulls unchecked.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timezone
 from enum import StrEnum
 from itertools import repeat
-from operator import attrgetter, methodcaller
+from operator import attrgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -236,7 +237,11 @@ def _validate(
     doubt |= _row_rules(arrays, size)
     fast = np.flatnonzero(~doubt)
     table = pa.Table.from_arrays(
-        [arrays[field.name].cast(field.type) for field in EVENT_SCHEMA], schema=EVENT_SCHEMA
+        [
+            array if (array := arrays[field.name]).type == field.type else array.cast(field.type)
+            for field in EVENT_SCHEMA
+        ],
+        schema=EVENT_SCHEMA,
     )
     if len(fast) < size:
         table = table.take(pa.array(fast))
@@ -262,7 +267,10 @@ def _native_column(name: str, kind: FieldKind, array: pa.Array) -> Column:
     """A column that already has its Arrow type: only the value checks remain."""
     size = len(array)
     if kind is FieldKind.STRING:
-        return _checked_text(name, array.cast(pa.string()), np.zeros(size, dtype=np.bool_))
+        text = array.cast(pa.string())
+        if text.null_count == size or _plain_text(name, text):
+            return text, np.zeros(size, dtype=np.bool_)
+        return _checked_text(name, text, np.zeros(size, dtype=np.bool_))
     if kind is FieldKind.TIMESTAMP:
         return array.cast(pa.timestamp("us", tz="UTC")), np.zeros(size, dtype=np.bool_)
     return array.cast(ARROW_TYPES[kind]), np.zeros(size, dtype=np.bool_)
@@ -346,6 +354,9 @@ def _string_column(name: str, values: list[object]) -> Column:
 _ID_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
 _LABEL_ALPHABET = b"abcdefghijklmnopqrstuvwxyz0123456789_.:-"
 _NOT_FIRST = (b"_", b".", b":", b"-")
+#: Per byte value, whether a value may not start with it (a table look-up per value).
+_NOT_FIRST_BYTE = np.zeros(256, dtype=np.bool_)
+_NOT_FIRST_BYTE[np.frombuffer(b"".join(_NOT_FIRST), dtype=np.uint8)] = True
 _MAX_TEXT = 64
 assert _ID.pattern == r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 assert _LABEL.pattern == r"^[a-z0-9][a-z0-9_.:\-]{0,63}$"
@@ -358,37 +369,52 @@ _ALPHABETS = {
 def _plain_text_column(name: str, values: list[object]) -> Column | None:
     """The column when every value is None or text its field takes exactly as it is (the
     common case), told with a few passes over the whole column; None when any value is
-    anything else, for the per-value checks to find which."""
+    anything else, for the per-value checks to find which.
+
+    Arrow builds the column first (in C): it infers `string` only when every value is
+    text or None (a number, a boolean or bytes gives another type or an error), and its
+    buffers are then the joined text and the offsets that the checks below read."""
     size = len(values)
-    texts = [value for value in values if value is not None]
-    if not texts:
-        return pa.nulls(size, pa.string()), np.zeros(size, dtype=np.bool_)
-    if _types(texts) != {str}:
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError, UnicodeError):
         return None
+    if array.null_count == size:
+        return pa.nulls(size, pa.string()), np.zeros(size, dtype=np.bool_)
+    if array.type != pa.string() or not _plain_text(name, array):
+        return None
+    return array, np.zeros(size, dtype=np.bool_)
+
+
+def _plain_text(name: str, array: pa.StringArray) -> bool:
+    """Whether every non-null value of a text column is one its field takes as it is: in
+    the field's vocabulary, or matching its id or label pattern."""
     pattern = _PATTERNS.get(name)
     if pattern is None:
-        if not set(texts) <= _ENUMS[name]:
-            return None
-    elif not _all_match(cast("list[str]", texts), _ALPHABETS[pattern]):
-        return None
-    return pa.array(values, type=pa.string()), np.zeros(size, dtype=np.bool_)
+        return set(pc.unique(array).drop_null().to_pylist()) <= _ENUMS[name]
+    return _all_match(array, _ALPHABETS[pattern])
 
 
-def _all_match(texts: list[str], alphabet: bytes) -> bool:
-    """Whether every text is 1-64 characters of `alphabet`, not starting with one of
-    `_NOT_FIRST`: the id and label patterns, checked over the joined column at once."""
-    lengths = list(map(len, texts))
-    if min(lengths) < 1 or max(lengths) > _MAX_TEXT:
+def _all_match(array: pa.StringArray, alphabet: bytes) -> bool:
+    """Whether every non-null text is 1-64 characters of `alphabet`, not starting with one
+    of `_NOT_FIRST`: the id and label patterns, checked on the array's buffers at once
+    (the concatenated UTF-8 text and the offsets of each value)."""
+    size = len(array)
+    _, offset_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int32, count=size + 1, offset=array.offset * 4)
+    starts = offsets[:-1]
+    lengths = np.diff(offsets)
+    if array.null_count:
+        present = array.is_valid().to_numpy(zero_copy_only=False)
+        starts, lengths = starts[present], lengths[present]
+    if lengths.min() < 1 or lengths.max() > _MAX_TEXT:
         return False
-    joined = "\n".join(texts)
-    if not joined.isascii():
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    if _NOT_FIRST_BYTE[data[starts]].any():
         return False
-    data = joined.encode("ascii")
-    # Only the separators may be left: any other character, or a newline inside a value
-    # (one separator too many), fails.
-    if data.translate(None, alphabet) != b"\n" * (len(texts) - 1):
-        return False
-    return data[:1] not in _NOT_FIRST and not any(b"\n" + c in data for c in _NOT_FIRST)
+    # A character outside the alphabet (any non-ASCII byte included) survives the delete.
+    used = data[offsets[0] : offsets[-1]].tobytes()
+    return not used.translate(None, alphabet)
 
 
 def _checked_text(name: str, array: pa.Array, doubt: np.ndarray) -> Column:
@@ -675,9 +701,8 @@ def digests(table: pa.Table) -> pa.Array:
     joined = pc.binary_join_element_wise(
         *parts, "\x1f", null_handling="replace", null_replacement=""
     ).cast(pa.binary())
-    hashes = map(hashlib.sha256, joined.to_pylist())
-    return pa.array(list(map(_HEX, hashes)), type=pa.string())
+    sha256 = hashlib.sha256
+    return pa.array([sha256(row).hexdigest() for row in joined.to_pylist()], type=pa.string())
 
 
 _EMPTY_TEXT = pa.scalar("", type=pa.string())
-_HEX = methodcaller("hexdigest")

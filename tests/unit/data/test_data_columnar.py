@@ -430,3 +430,53 @@ def test_arrow_columns_are_validated_like_the_same_rows(
     checked = validate_table(table)
 
     assert_agrees_with_oracle(checked, expected)
+
+
+@pytest.mark.parametrize(
+    "odd_id",
+    ["-evt", "evt 1", "évt-1", "e" * 65, "", " evt-1", "evt-1\x00", "evt\u00a01"],
+)
+def test_an_odd_id_in_a_slice_of_a_table_with_missing_ids_is_judged_by_parse_event(
+    odd_id: str,
+) -> None:
+    # The id and label checks read the Arrow buffers (offsets and text) of a column at
+    # once: a slice starts part-way into them, and missing values have no text at all.
+    kind = EventType.PAYMENT
+    rows = [
+        {**BASE, "event_type": kind.value, **GOOD[kind], "event_id": f"evt-{n}"} for n in range(8)
+    ]
+    rows[2]["event_id"] = None
+    rows[5]["event_id"] = odd_id
+    rows[6]["source"] = None
+    table = pa.Table.from_pylist(rows)
+    part = table.slice(1, 6)
+    expected = [oracle(record) for record in part.to_pylist()]
+
+    checked_table = validate_table(part)
+    checked_rows = validate_batch(part.to_pylist())
+
+    assert_agrees_with_oracle(checked_table, expected)
+    assert_agrees_with_oracle(checked_rows, expected)
+    assert {1, 5} <= {i for i, _ in checked_table.invalid}
+
+
+@pytest.mark.parametrize(
+    ("values", "plain"),
+    [
+        (["evt-1", None, "evt-2"], True),
+        (["-evt", "evt-1", None, "evt-2"], False),
+        (["evt-1", None, "evt 2"], False),
+        (["evt-1", None, ""], False),
+        (["evt-1", "évt"], False),
+    ],
+)
+def test_the_id_check_on_a_slice_reads_only_the_slice(
+    values: list[str | None], plain: bool
+) -> None:
+    # Values before and after the slice break the id pattern; only the slice is judged.
+    from creditline.data.columnar import _ALPHABETS, _all_match
+    from creditline.data.domain.events import _ID
+
+    array = pa.array(["bad id!", *values, "-bad"], type=pa.string()).slice(1, len(values))
+
+    assert _all_match(array, _ALPHABETS[_ID.pattern]) is plain

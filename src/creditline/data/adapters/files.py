@@ -14,7 +14,9 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -60,37 +62,44 @@ def read_rows(path: Path) -> Iterator[Row]:
 
 def _csv_rows(path: Path) -> Iterator[Row]:
     handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
+    reader = csv.reader(handle)
     try:
-        header = reader.fieldnames
+        header = next(reader, None)
     except (UnicodeDecodeError, csv.Error) as error:
         handle.close()
         raise UnusableInputError(f"{path.name}: not a readable CSV file ({error})") from error
     if not header or "event_id" not in header:
         handle.close()
         raise UnusableInputError(f"{path.name}: the first line must be a header with event_id")
-    return _csv_records(handle, reader)
+    return _csv_records(handle, reader, header)
 
 
-def _csv_records(handle: object, reader: csv.DictReader[str]) -> Iterator[Row]:
-    with handle:  # type: ignore[attr-defined]
+def _csv_records(handle: TextIO, reader: Any, header: list[str]) -> Iterator[Row]:
+    """The records after the header, each numbered by the line after the previous record
+    (so a record spanning lines is named by its first line). Blank lines are skipped and,
+    as `csv.DictReader` does, not counted as a record's start. Rows are made from
+    `csv.reader` with one `dict(zip(...))` each: `DictReader` plus a copy per row was a
+    third of a CSV load's CPU."""
+    width = len(header)
+    with handle:
         line = reader.line_num
         try:
-            for record in reader:
-                yield line + 1, _csv_record(record)
+            for values in reader:
+                if not values:
+                    continue
+                if len(values) == width:
+                    yield line + 1, dict(zip(header, values, strict=True))
+                elif len(values) > width:
+                    yield line + 1, _EXTRA_VALUES
+                else:
+                    yield line + 1, _MISSING_VALUES
                 line = reader.line_num
         except (UnicodeDecodeError, csv.Error) as error:
             raise UnusableInputError(f"line {line + 1}: unreadable CSV ({error})") from error
 
 
-def _csv_record(
-    record: dict[str | None, str | list[str] | None],
-) -> Mapping[str, object] | RowError:
-    if None in record:
-        return RowError("line", "extra_values", "the line has more values than the header")
-    if any(value is None for value in record.values()):
-        return RowError("line", "missing_values", "the line has fewer values than the header")
-    return {str(key): value for key, value in record.items()}
+_EXTRA_VALUES = RowError("line", "extra_values", "the line has more values than the header")
+_MISSING_VALUES = RowError("line", "missing_values", "the line has fewer values than the header")
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
@@ -105,7 +114,22 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             yield number, _json_record(text)
 
 
+#: The value types that orjson and `json` read alike (orjson reads an integer beyond 64
+#: bits as a float, and refuses NaN, Infinity and lone surrogates, which `json` takes).
+_FLAT = frozenset({str, int, bool, type(None)})
+
+
 def _json_record(text: str) -> Mapping[str, object] | RowError:
+    """One line as an object: parsed by orjson (about five times faster) when the result
+    is a flat object that `json.loads` would read the same; by `json.loads` otherwise, so
+    that every other line (and every error message) is exactly as before."""
+    try:
+        fast = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(fast) is dict and _FLAT.issuperset(map(type, fast.values())):
+            return fast
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:

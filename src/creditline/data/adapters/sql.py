@@ -4,15 +4,19 @@
 `event_id`: the primary key is what makes storage exactly-once (an insert of a stored id
 does nothing, `ON CONFLICT DO NOTHING`), and one transaction per batch is what makes a
 crash harmless (a batch is all there or not there). The `(customer_id, occurred_at)`
-index serves single-customer look-ups. On PostgreSQL a batch is streamed with `COPY` into
-a temporary table and moved across with one `INSERT … SELECT … ON CONFLICT DO NOTHING`.
-On SQLite the rows are inserted with one `executemany` per set of empty fields, naming
-only the columns that have values (see `_insert`).
+index serves single-customer look-ups. On PostgreSQL the batch's ids are looked up, and
+the new rows go straight into the table with one `COPY` (see `_copy`; through a temporary
+table and one `INSERT … SELECT … ON CONFLICT DO NOTHING` only when another writer stored
+one of them meanwhile). On SQLite a batch whose first id is new is inserted first and
+looked up only if some row was already there (`_insert_first`); the rows are inserted
+with one `executemany` per set of empty fields, naming only the columns that have values
+(see `_insert`).
 """
 
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -21,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import (
     BigInteger,
@@ -112,14 +117,17 @@ class SqlEventStore:
         ids: list[str] = table.column("event_id").to_pylist()
         with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                inserted = _copy_insert(connection, table, now)
-                missing = [event_id for event_id in ids if event_id not in inserted]
-                existing = _digests(connection, missing)
+                existing = _digests(connection, ids)
+                inserted = _copy(connection, table, now, existing)
+                if len(inserted) + len(existing) < len(ids):
+                    # Another writer stored some of the ids between the look-up and the
+                    # insert: name them too (their digests are committed or ours to wait on).
+                    missing = [i for i in ids if i not in inserted and i not in existing]
+                    existing |= _digests(connection, missing)
             else:
                 if table.num_rows >= BULK_ROWS:
                     connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-                existing = _digests(connection, ids)
-                inserted = _insert(connection, table, now, existing)
+                inserted, existing = _insert_first(connection, table, now, ids)
         return AppendResult(len(inserted), existing)
 
     def count(self) -> int:
@@ -190,6 +198,35 @@ def _insert_sql(names: tuple[str, ...]) -> str:
     return f"INSERT INTO behaviour_events ({quoted}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
+def _insert_first(
+    connection: Connection, table: pa.Table, now: datetime, ids: list[str]
+) -> tuple[set[str], dict[str, str]]:
+    """SQLite: store the batch's new rows; the ids inserted, and the stored digest of each
+    id that was already there.
+
+    A fresh batch (the common case) is inserted straight away, without looking its ids
+    up first: the insert probes the primary key anyway, and `total_changes` says whether
+    every row went in. Only when some did not are the stored ones looked up, restricted
+    to rows older than the batch: the transaction began with BEGIN IMMEDIATE (no other
+    writer), and SQLite gives a new row a rowid above the largest one in the table (the
+    table is append-only and never near the largest rowid), so `rowid <= ceiling` is
+    exactly the rows that were there before. A batch whose first id is already stored is
+    most likely a retry, so it is looked up first and only its new rows are bound."""
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    probe = driver.execute("SELECT 1 FROM behaviour_events WHERE event_id = ?", (ids[0],))
+    if probe.fetchone() is not None:
+        existing = _digests(connection, ids)
+        return _insert(connection, table, now, existing), existing
+    ceiling = driver.execute("SELECT coalesce(max(rowid), 0) FROM behaviour_events").fetchone()
+    before = driver.total_changes
+    _insert(connection, table, now, {})
+    if driver.total_changes - before == len(ids):
+        return set(ids), {}
+    existing = _digests(connection, ids, older_than=int(ceiling[0]) + 1)
+    return {event_id for event_id in ids if event_id not in existing}, existing
+
+
 def _insert(
     connection: Connection, table: pa.Table, now: datetime, stored: dict[str, str]
 ) -> set[str]:
@@ -236,22 +273,79 @@ def _insert(
     return set(ids)
 
 
-def _copy_insert(connection: Connection, table: pa.Table, now: datetime) -> set[str]:
-    """COPY the batch (written as CSV by Arrow) into a temporary table, then insert the new
-    ids in one statement; `RETURNING` names the ids that were new."""
-    names = ", ".join(f'"{name}"' for name in _COLUMNS)
+_NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
+
+
+def _copy(
+    connection: Connection, table: pa.Table, now: datetime, stored: dict[str, str]
+) -> set[str]:
+    """PostgreSQL: store the rows whose ids the look-up did not find; the ids stored.
+
+    The rows go straight into `behaviour_events` with one `COPY` (CSV written by Arrow),
+    inside a savepoint: that is the cheapest way in (about a third less server CPU than
+    through a staging table, measured) and COPY either stores every row or none. An id
+    that another writer stored after the look-up makes it fail with a unique violation;
+    the batch then goes through the staging table (`_copy_insert`), which skips stored
+    ids one by one."""
+    ids: list[str] = table.column("event_id").to_pylist()
+    if stored:
+        table = table.filter(pa.array([i not in stored for i in ids], type=pa.bool_()))
+        ids = [i for i in ids if i not in stored]
+    if not ids:
+        return set()
+    from psycopg.errors import UniqueViolation  # only a PostgreSQL engine gets here
+
+    data = _csv(table, now)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute("SAVEPOINT behaviour_events_copy")
+    try:
+        with cursor.copy(f"COPY behaviour_events ({_NAMES}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(data)
+    except UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT behaviour_events_copy")
+        return _copy_insert(connection, data)
+    cursor.execute("RELEASE SAVEPOINT behaviour_events_copy")
+    return set(ids)
+
+
+def _csv(table: pa.Table, now: datetime) -> memoryview:
+    """The rows as CSV in `_COLUMNS` order (the batch's fields, digest, `now`).
+
+    Instants are written as UTC text with an explicit `+00:00` first: Arrow's CSV writer
+    formats a zoned timestamp column about ten times slower than the rest of the row
+    together (3 µs an event, measured), and the offset keeps PostgreSQL from reading the
+    text in the session's time zone."""
+    columns = [
+        _utc_offset_text(table.column(name)) if kind is FieldKind.TIMESTAMP else table.column(name)
+        for name, kind in EVENT_FIELDS
+    ]
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    stamped = pa.Table.from_arrays(
+        [*columns, table.column("digest"), pa.array([stamp] * table.num_rows, pa.string())],
+        names=_COLUMNS,
+    )
+    buffer = io.BytesIO()
+    pa_csv.write_csv(stamped, buffer, pa_csv.WriteOptions(include_header=False))
+    return buffer.getbuffer()
+
+
+def _utc_offset_text(instants: pa.ChunkedArray) -> pa.ChunkedArray:
+    """UTC instants as "YYYY-MM-DD HH:MM:SS.ffffff+00:00" (nulls stay null)."""
+    text: pa.ChunkedArray = pc.binary_join_element_wise(utc_text(instants), "+00:00", "")
+    return text
+
+
+def _copy_insert(connection: Connection, data: memoryview) -> set[str]:
+    """COPY the batch (`_csv`) into a temporary table, then insert the ids not stored yet
+    in one statement; `RETURNING` names the ids that were new."""
+    names = _NAMES
     connection.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS behaviour_events_incoming "
         "(LIKE behaviour_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    stamped = table.select([*FIELD_NAMES, "digest"]).append_column(
-        "ingested_at", pa.array([now] * table.num_rows, type=pa.timestamp("us", tz="UTC"))
-    )
-    buffer = io.BytesIO()
-    pa_csv.write_csv(stamped, buffer, pa_csv.WriteOptions(include_header=False))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY behaviour_events_incoming ({names}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(buffer.getbuffer())
+        copy.write(data)
     # On the driver's cursor: its fetchall reads the returned ids in one go (SQLAlchemy's
     # result would wrap every row).
     cursor.execute(
@@ -262,24 +356,35 @@ def _copy_insert(connection: Connection, table: pa.Table, now: datetime) -> set[
     return {str(event_id) for (event_id,) in cursor.fetchall()}
 
 
-def _digests(connection: Connection, event_ids: list[str]) -> dict[str, str]:
+def _digests(
+    connection: Connection, event_ids: list[str], *, older_than: int | None = None
+) -> dict[str, str]:
     """The stored digest of each of `event_ids` that is already stored: one statement for
     the whole batch on the driver's cursor (the ids travel as one JSON array on SQLite,
-    one array on PostgreSQL), each id one primary-key probe inside the database."""
+    one newline-separated text on PostgreSQL), each id one primary-key probe inside the
+    database. `older_than` (SQLite): only rows whose rowid is below it."""
     if not event_ids:
         return {}
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     if connection.dialect.name == "postgresql":
-        cursor.execute(
-            "SELECT event_id, digest FROM behaviour_events WHERE event_id = ANY(%s)",
-            (event_ids,),
-        )
-    else:
+        # The ids travel as one text, split by the server: psycopg's dumping of a list
+        # of 5,000 strings as an array was a tenth of a bulk load's client CPU. A stored
+        # id never holds a newline (it matches the id pattern), so the split is exact.
         cursor.execute(
             "SELECT event_id, digest FROM behaviour_events "
-            "WHERE event_id IN (SELECT value FROM json_each(?))",
-            (orjson.dumps(event_ids).decode(),),
+            "WHERE event_id = ANY(string_to_array(%s, E'\\n'))",
+            ("\n".join(event_ids),),
         )
+    else:
+        query = (
+            "SELECT event_id, digest FROM behaviour_events "
+            "WHERE event_id IN (SELECT value FROM json_each(?))"
+        )
+        parameters: tuple[object, ...] = (orjson.dumps(event_ids).decode(),)
+        if older_than is not None:
+            query += " AND rowid < ?"
+            parameters += (older_than,)
+        cursor.execute(query, parameters)
     return {str(event_id): str(digest) for event_id, digest in cursor.fetchall()}
 
 
