@@ -196,6 +196,54 @@ def test_a_writer_in_step_notices_the_events_another_writer_appended(
     assert store.read("A", AS_OF) == reference.read("A", AS_OF)
 
 
+def test_a_batch_folds_in_step_customers_in_memory_and_the_others_from_redis(
+    store: RedisFeatureStore,
+) -> None:
+    """One batch where the writer is in step with A but not with B (another writer
+    appended to B behind its back): A is folded from the batch, B from a snapshot, and
+    both read like the in-process store."""
+    other = RedisFeatureStore(store.client, prefix=store.prefix)
+    a_events = payments(3 * COMPACT_AT)
+    b_events = [
+        event(
+            "B",
+            EventType.ORDER,
+            at(-1 - n % 40),
+            event_id=f"pay-{next(_payment_ids)}",
+            amount_minor=10 + n,
+            category=f"k{n % 3}",
+        )
+        for n in range(3 * COMPACT_AT)
+    ]
+    store.apply(a_events[:COMPACT_AT] + b_events[:COMPACT_AT])  # holds A and B, in step
+    other.apply(b_events[COMPACT_AT : COMPACT_AT + 2])  # B moves on behind its back
+
+    store.apply(a_events[COMPACT_AT:] + b_events[COMPACT_AT + 2 :])
+
+    reference = InMemoryFeatureStore()
+    reference.apply(a_events + b_events)
+    for customer in ("A", "B"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+        store.compact(customer)
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
+def test_a_writer_without_a_cache_folds_every_compaction_from_redis(
+    store: RedisFeatureStore,
+) -> None:
+    uncached = RedisFeatureStore(store.client, prefix=store.prefix, cached_states=0)
+    events = history() + payments(3 * COMPACT_AT + 5)
+
+    for start in range(0, len(events), 7):
+        uncached.apply(events[start : start + 7])
+
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    assert uncached._cache == {}
+    for customer in ("A", "B", "C", "X"):
+        assert uncached.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
 def test_a_writer_holding_a_state_sees_the_keys_cleared_under_it(
     store: RedisFeatureStore,
 ) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from creditline.features.adapters.memory_store import InMemoryFeatureStore
 from creditline.features.domain.definitions import feature_names
-from creditline.features.domain.events import EventType, FeatureEvent, event_day
+from creditline.features.domain.events import EventType, FeatureEvent, day_number, event_day
 from creditline.features.domain.online import CustomerState, OnlinePlan, SumSeries
 from tests.unit.features.handmade import (
     AS_OF,
@@ -78,6 +78,35 @@ def test_state_round_trips_through_json() -> None:
 
     store = InMemoryFeatureStore(plan)
     assert plan.read("A", restored, 20_513, store) == plan.read("A", state, 20_513, store)
+
+
+def test_a_state_keeps_only_the_series_its_events_fed() -> None:
+    plan = OnlinePlan.of()
+    state = plan.new_state()
+    payment = event("A", EventType.PAYMENT, at(-3), amount_minor=500, category="food")
+
+    plan.apply(state, payment)
+
+    assert plan.new_state().to_data()["series"] == {}
+    assert 0 < len(state.series) < len(plan.series)
+    for name, series in state.series.items():
+        assert any(series.to_data()), name  # every series kept holds something
+    restored = CustomerState.from_data(plan, json.loads(json.dumps(state.to_data())))
+    assert restored.to_data() == state.to_data()
+
+
+def test_a_count_and_a_sum_of_the_same_source_share_one_series() -> None:
+    plan = OnlinePlan.of()
+    state = plan.new_state()
+    for days_ago, amount in ((3, 500), (3, 700), (40, 100)):
+        plan.apply(state, event("A", EventType.PAYMENT, at(-days_ago), amount_minor=amount))
+
+    vector = plan.read("A", state, day_number(AS_OF), InMemoryFeatureStore(plan))
+
+    assert vector["payment_count_30d"] == 2
+    assert vector["payment_amount_30d"] == 1_200
+    assert vector["payment_count_90d"] == 3
+    assert len([name for name in state.series if name.startswith("sum:payment:")]) == 1
 
 
 def test_a_transfer_needs_a_counterparty() -> None:

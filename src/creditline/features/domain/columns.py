@@ -18,7 +18,7 @@ those of `FeatureEvent`:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,26 @@ class EventColumns:
             due_day=[None if e.due_on is None else day_number(e.due_on) for e in rows],
             values={name: [getattr(e, name) for e in rows] for name in VALUE_COLUMNS},
             mirror=mirror,
+        )
+
+    def of_customers(self, customers: Container[str]) -> EventColumns:
+        """The rows of these customers only, in the order they were given."""
+        owners = self.customer_id
+        rows = [row for row in self.order if owners[row] in customers]
+
+        def pick(column: list[Any]) -> list[Any]:
+            return [column[row] for row in rows]
+
+        return EventColumns(
+            pick(self.event_id),
+            pick(owners),
+            pick(self.event_type),
+            pick(self.micros),
+            pick(self.day),
+            pick(self.due_day),
+            pick(self.days_late),
+            {name: pick(column) for name, column in self.values.items()},
+            list(range(len(rows))),
         )
 
     def customers_in_order(self) -> list[str]:

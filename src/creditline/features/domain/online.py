@@ -5,8 +5,8 @@ feature reads; `OnlinePlan` derives the set from the definitions, so the online 
 computes exactly what the batch engines compute. Reading the full feature vector as of a
 day never walks the customer's history:
 
-- `SumSeries` keeps prefix sums of per-day counts and totals, so a window's count or sum
-  is two binary searches and a subtraction;
+- `SumSeries` keeps per-day counts and totals, so a window's count or sum is two binary
+  searches and the sum of a slice of at most 365 days;
 - `MaxSeries` looks only at the days inside the window (a window holds at most 365 days);
 - `KeyedDays` keeps, per key (category, device, product, counterparty), the sorted days it
   occurred on: a binary search per key answers "seen in the window";
@@ -32,8 +32,8 @@ time.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -136,47 +136,57 @@ def select_rows(
     return rows
 
 
-class SumSeries:
-    """Per-day event counts and column totals with prefix sums (reads are O(log n))."""
+def _rows_by_type(types: list[EventType], rows: Iterable[int]) -> dict[EventType, list[int]]:
+    """`rows` grouped by event type (each group in the order given)."""
+    by_type: dict[EventType, list[int]] = {}
+    for row in rows:
+        group = by_type.get(types[row])
+        if group is None:
+            by_type[types[row]] = [row]
+        else:
+            group.append(row)
+    return by_type
 
-    __slots__ = ("count_prefix", "days", "total_prefix")
+
+class SumSeries:
+    """Per-day event counts and column totals, in day order.
+
+    A window's count or total is two binary searches and the sum of a slice (a window
+    spans at most 365 days, summed in C). Keeping the per-day figures rather than prefix
+    sums makes every add O(log n) whatever its day: an event that arrives late (or a
+    batch that is not in time order) only inserts or bumps one day."""
+
+    __slots__ = ("counts", "days", "totals")
 
     def __init__(self) -> None:
         self.days: list[int] = []
-        self.count_prefix: list[int] = [0]
-        self.total_prefix: list[int] = [0]
+        self.counts: list[int] = []
+        self.totals: list[int] = []
 
     def add(self, day: int, value: int) -> None:
         days = self.days
-        if days and day >= days[-1]:
+        if not days or day > days[-1]:
             # The common case: events arrive in time order, so only the tail changes.
-            if day > days[-1]:
-                days.append(day)
-                self.count_prefix.append(self.count_prefix[-1])
-                self.total_prefix.append(self.total_prefix[-1])
-            self.count_prefix[-1] += 1
-            self.total_prefix[-1] += value
+            days.append(day)
+            self.counts.append(1)
+            self.totals.append(value)
             return
-        index = bisect_left(days, day)
-        if index == len(days) or days[index] != day:
-            self.days.insert(index, day)
-            self.count_prefix.insert(index + 1, self.count_prefix[index])
-            self.total_prefix.insert(index + 1, self.total_prefix[index])
-        # A late event updates the prefixes from its day on.
-        for position in range(index + 1, len(self.count_prefix)):
-            self.count_prefix[position] += 1
-            self.total_prefix[position] += value
-
-    def _span(self, start: int, end: int) -> tuple[int, int]:
-        return bisect_left(self.days, start), bisect_left(self.days, end)
+        index = len(days) - 1 if day == days[-1] else bisect_left(days, day)
+        if days[index] == day:
+            self.counts[index] += 1
+            self.totals[index] += value
+        else:
+            days.insert(index, day)
+            self.counts.insert(index, 1)
+            self.totals.insert(index, value)
 
     def count(self, start: int, end: int) -> int:
-        low, high = self._span(start, end)
-        return self.count_prefix[high] - self.count_prefix[low]
+        days = self.days
+        return sum(self.counts[bisect_left(days, start) : bisect_left(days, end)])
 
     def total(self, start: int, end: int) -> int:
-        low, high = self._span(start, end)
-        return self.total_prefix[high] - self.total_prefix[low]
+        days = self.days
+        return sum(self.totals[bisect_left(days, start) : bisect_left(days, end)])
 
     def first_before(self, end: int) -> int | None:
         return self.days[0] if self.days and self.days[0] < end else None
@@ -190,18 +200,15 @@ class SumSeries:
         k = bisect_left(self.days, horizon)
         if k <= 2:
             return
-        # count_prefix[i] is the count before days[i]: keep the entries of kept days.
-        self.days = [self.days[0], *self.days[k - 1 :]]
-        self.count_prefix = [self.count_prefix[0], *self.count_prefix[k - 1 :]]
-        self.total_prefix = [self.total_prefix[0], *self.total_prefix[k - 1 :]]
+        del self.days[1 : k - 1], self.counts[1 : k - 1], self.totals[1 : k - 1]
 
     def to_data(self) -> list[list[int]]:
-        return [self.days, self.count_prefix, self.total_prefix]
+        return [self.days, self.counts, self.totals]
 
     @classmethod
     def from_data(cls, data: list[list[int]]) -> SumSeries:
         series = cls()
-        series.days, series.count_prefix, series.total_prefix = data
+        series.days, series.counts, series.totals = data
         return series
 
 
@@ -215,8 +222,13 @@ class MaxSeries:
         self.maxima: list[int] = []
 
     def add(self, day: int, value: int) -> None:
-        index = bisect_left(self.days, day)
-        if index < len(self.days) and self.days[index] == day:
+        days = self.days
+        if not days or day > days[-1]:
+            days.append(day)
+            self.maxima.append(value)
+            return
+        index = bisect_left(days, day)
+        if days[index] == day:
             self.maxima[index] = max(self.maxima[index], value)
             return
         self.days.insert(index, day)
@@ -251,10 +263,15 @@ class KeyedDays:
         self.days_by_key: dict[str, list[int]] = {}
 
     def add(self, day: int, key: str) -> None:
-        days = self.days_by_key.setdefault(key, [])
-        index = bisect_left(days, day)
-        if index == len(days) or days[index] != day:
-            days.insert(index, day)
+        days = self.days_by_key.get(key)
+        if not days:
+            self.days_by_key[key] = [day]
+        elif day > days[-1]:
+            days.append(day)
+        elif day < days[-1]:
+            index = bisect_left(days, day)
+            if days[index] != day:
+                days.insert(index, day)
 
     def keys_in(self, start: int, end: int) -> list[str]:
         found = []
@@ -298,7 +315,11 @@ class LatestSeries:
         self.entries: list[tuple[int, str, int]] = []
 
     def add(self, occurred_at_micros: int, event_id: str, value: int) -> None:
-        insort(self.entries, (occurred_at_micros, event_id, value))
+        entries, entry = self.entries, (occurred_at_micros, event_id, value)
+        if not entries or entry > entries[-1]:
+            entries.append(entry)
+        else:
+            insort(entries, entry)
 
     def latest_before_day(self, end: int) -> int | None:
         # Day `end` starts at midnight China time: end · 86 400 s − 8 h in UTC.
@@ -326,7 +347,8 @@ class LatestSeries:
 
 Series = SumSeries | MaxSeries | KeyedDays | LatestSeries
 SeriesKey = tuple[str, Source, str | None]  # (kind, source, column)
-_KINDS: dict[str, type[SumSeries] | type[MaxSeries] | type[KeyedDays] | type[LatestSeries]] = {
+SeriesKind = type[SumSeries] | type[MaxSeries] | type[KeyedDays] | type[LatestSeries]
+_KINDS: dict[str, SeriesKind] = {
     "sum": SumSeries,
     "max": MaxSeries,
     "keyed": KeyedDays,
@@ -377,6 +399,17 @@ LeafReader = Callable[["_Reader"], FeatureValue]
 _Target = tuple[str, Source, str | None, str]  # (series name, source, column, kind)
 
 
+@dataclass(slots=True)
+class _Cuts:
+    """Where a batch's fold is cut by prunes: `prunes[s]` run after segment s, whose rows
+    are those held in no earlier list; `held[s]` are the rows of segment s + 1; the final
+    horizon of each walked state is set last."""
+
+    prunes: list[list[tuple[CustomerState, int]]] = field(default_factory=list)
+    held: list[list[int]] = field(default_factory=list)
+    horizons: list[tuple[CustomerState, int | None]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class OnlinePlan:
     """What state the definitions need and how to read it, derived once from them."""
@@ -415,8 +448,17 @@ class OnlinePlan:
                     first_sightings.append(_series_keys(leaf)[0])
         if len(flags) > 1:
             raise ValueError("the online engine supports one neighbour flag source")
-        series = tuple(keys)
+        # A sum series counts every row of its source whatever its column holds, so a
+        # count of that source reads the sum's counts instead of a series of its own.
+        totals = {key[1]: key for key in keys if key[0] == "sum" and key[2] is not None}
+        counted = {
+            key: totals[key[1]]
+            for key in keys
+            if key[0] == "sum" and key[2] is None and key[1] in totals
+        }
+        series = tuple(key for key in keys if key not in counted)
         names = {k: _name(k) for k in series}
+        names.update({key: names[sum_key] for key, sum_key in counted.items()})
         # Index the series by event type, so folding an event in looks only at the series
         # that can select it.
         targets = {
@@ -433,7 +475,17 @@ class OnlinePlan:
         return cls(features, series, flag, names, targets, readers, keeps_first, retain_days)
 
     def new_state(self) -> CustomerState:
-        return CustomerState({self.names[k]: _KINDS[k[0]]() for k in self.series})
+        return CustomerState(SeriesMap(self.kinds))
+
+    @cached_property
+    def kinds(self) -> dict[str, SeriesKind]:
+        """The kind of each series, by name."""
+        return {self.names[key]: _KINDS[key[0]] for key in self.series}
+
+    @cached_property
+    def empty_series(self) -> dict[str, Series]:
+        """An empty series of each name, read where a state has none (never added to)."""
+        return {name: kind() for name, kind in self.kinds.items()}
 
     def apply(self, state: CustomerState, event: FeatureEvent) -> None:
         """Fold one event of this customer into its state."""
@@ -448,12 +500,15 @@ class OnlinePlan:
                 value = None
             else:
                 value = days_late if column == "days_late" else getattr(event, column)
-            series: Any = state.series[name]
+            series: Any
             if kind == "sum":
+                series = state.series[name]  # made on its first add
                 series.add(day, int(value or 0))
-            elif value is None:
+                continue
+            if value is None:
                 continue  # a missing value is not a maximum, a key or a latest value
-            elif kind == "max":
+            series = state.series[name]
+            if kind == "max":
                 series.add(day, int(value))
             elif kind == "keyed":
                 series.add(day, str(value))
@@ -474,69 +529,110 @@ class OnlinePlan:
         the states it touched, by customer.
 
         The result is exactly that of `apply` on each row in `columns.order`: adding to a
-        series commutes (sums, maxima, sets, sorted values), except across a prune. So one
-        walk in order finds where each customer's state is pruned (its newest day advancing
-        as `apply` would see it) and cuts its rows into segments there; the rows of every
-        segment are then added series by series, with each source's filter run over the
-        column, and each state is pruned between its segments.
+        series commutes (sums, maxima, sets, sorted values), except across a prune. So the
+        rows are grouped by customer (in order) and only a customer whose newest day
+        advances far enough for `apply` to prune is walked row by row, to find where; a
+        prune that would drop nothing (nothing folded yet lies before its horizon) only
+        moves the horizon, while a real one cuts that customer's rows into segments there.
+        The rows of every segment are then added series by series, with each source's
+        filter run over the column, and each state is pruned between its segments.
         """
         if not len(columns):
             return {}
         customers, days = columns.customer_id, columns.day
-        retain = self.retain_days
-        states: dict[str, CustomerState] = {}
-        # customer → [newest day, horizon, segment, first day]
-        track: dict[str, list[Any]] = {}
-        segment_of = [0] * len(columns)
-        prunes: list[list[tuple[CustomerState, int]]] = [[]]
+        rows_of: dict[str, list[int]] = {}
         for row in columns.order:
-            customer, day = customers[row], days[row]
-            seen = track.get(customer)
-            if seen is None:
-                state = states[customer] = state_of(customer)
-                seen = track[customer] = [state.newest_day, state.horizon, 0, state.first_day]
-            segment = seen[2]
-            segment_of[row] = segment
-            if seen[3] is None or day < seen[3]:
-                seen[3] = day
-            if seen[0] is None or day > seen[0]:
-                seen[0] = day
-                if retain is not None:
-                    horizon = day - retain
-                    if seen[1] is None or horizon >= seen[1] + PRUNE_EVERY_DAYS:
-                        seen[1] = horizon
-                        if segment + 1 == len(prunes):
-                            prunes.append([])
-                        prunes[segment].append((states[customer], horizon))
-                        seen[2] = segment + 1
+            customer = customers[row]
+            own = rows_of.get(customer)
+            if own is None:
+                rows_of[customer] = [row]
+            else:
+                own.append(row)
+        states: dict[str, CustomerState] = {}
+        cuts = _Cuts()
+        retain = self.retain_days
+        for customer, rows in rows_of.items():
+            state = states[customer] = state_of(customer)
+            if len(rows) == 1:
+                low = high = days[rows[0]]
+            else:
+                own = [days[row] for row in rows]
+                low, high = min(own), max(own)
+            first, newest, horizon = state.first_day, state.newest_day, state.horizon
+            if first is None or low < first:
+                state.first_day = low
+            if newest is not None and high <= newest:
+                continue
+            state.newest_day = high
+            if retain is None or (
+                horizon is not None and high - retain < horizon + PRUNE_EVERY_DAYS
+            ):
+                continue  # no prune is due within these rows
+            self._walk(state, rows, days, (first, newest), cuts)
         # Each row's series, looked up once rather than once per series it feeds.
         series_of = [states[customer].series for customer in customers]
-        if len(prunes) == 1:
+        if not cuts.prunes:
             self._add_rows(columns, range(len(columns)), series_of)
-        else:
-            for segment, pruned in enumerate(prunes):
-                rows = [row for row, s in enumerate(segment_of) if s == segment]
-                self._add_rows(columns, rows, series_of)
-                for state, horizon in pruned:
-                    self.prune(state, horizon)
-        for customer, (newest, _, _, first) in track.items():
-            state = states[customer]
-            state.newest_day, state.first_day = newest, first
+            return states
+        held = {row for rows in cuts.held for row in rows}
+        self._add_rows(columns, [r for r in range(len(columns)) if r not in held], series_of)
+        for pruned, rows in zip(cuts.prunes, cuts.held, strict=True):
+            for state, horizon in pruned:
+                self.prune(state, horizon)
+            self._add_rows(columns, rows, series_of)
+        for state, horizon in cuts.horizons:
+            state.horizon = horizon
         return states
 
+    def _walk(
+        self,
+        state: CustomerState,
+        rows: list[int],
+        days: list[int],
+        before: tuple[int | None, int | None],
+        cuts: _Cuts,
+    ) -> None:
+        """Walk the state's `rows` in order (`days`: each row's day), from its first and
+        newest day `before` them, as `apply` would: record in `cuts` where it prunes; a
+        prune that would drop nothing (nothing folded lies before its horizon) only moves
+        the horizon."""
+        retain = self.retain_days
+        assert retain is not None  # only a plan that prunes walks
+        (first, newest), horizon = before, state.horizon
+        segment = 0
+        for row in rows:
+            day = days[row]
+            if segment:
+                cuts.held[segment - 1].append(row)
+            if first is None or day < first:
+                first = day
+            if newest is None or day > newest:
+                newest = day
+                cut = day - retain
+                if horizon is None or cut >= horizon + PRUNE_EVERY_DAYS:
+                    horizon = cut
+                    if cut > first:
+                        if segment == len(cuts.prunes):
+                            cuts.prunes.append([])
+                            cuts.held.append([])
+                        cuts.prunes[segment].append((state, cut))
+                        segment += 1
+        if segment:
+            # Set once its prunes have run (each sets the horizon it pruned at).
+            cuts.horizons.append((state, horizon))
+        else:
+            state.horizon = horizon
+
     def _add_rows(
-        self, columns: EventColumns, rows: Iterable[int], series_of: list[dict[str, Any]]
+        self, columns: EventColumns, rows: Iterable[int], series_of: Sequence[dict[str, Any]]
     ) -> None:
         """Add `rows` to their customers' series (no pruning: the caller cuts at prunes).
 
         `series_of[row]` is the series of the row's customer (typed `Any`: each series kind
         has its own `add`)."""
-        by_type: dict[EventType, list[int]] = {}
-        types = columns.event_type
-        for row in rows:
-            by_type.setdefault(types[row], []).append(row)
+        by_type = _rows_by_type(columns.event_type, rows)
         days = columns.day
-        for name, source, column, kind in self.series_targets:
+        for name, source, column, kind in self._targets_of(frozenset(by_type)):
             selected = select_rows(source, columns, by_type)
             if not selected:
                 continue
@@ -578,25 +674,42 @@ class OnlinePlan:
         types, customers, days = columns.event_type, columns.customer_id, columns.day
         devices: dict[str, dict[str, int]] = {}
         device_ids = columns.values["device_id"]
-        for row in range(len(columns)):
+        by_type = _rows_by_type(types, range(len(columns)))
+        for row in by_type.get(EventType.DEVICE_LOGIN, ()):
             device = device_ids[row]
-            if types[row] is EventType.DEVICE_LOGIN and device:
-                seen = devices.setdefault(device, {})
+            if device:
                 customer, day = customers[row], days[row]
+                seen = devices.get(device)
+                if seen is None:
+                    devices[device] = {customer: day}
+                    continue
                 old = seen.get(customer)
                 if old is None or day < old:
                     seen[customer] = day
         flags: dict[str, int] = {}
         if self.flag_source is not None:
-            by_type: dict[EventType, list[int]] = {}
-            for row in range(len(columns)):
-                by_type.setdefault(types[row], []).append(row)
             for row in select_rows(self.flag_source, columns, by_type):
                 customer, day = customers[row], days[row]
                 old = flags.get(customer)
                 if old is None or day < old:
                     flags[customer] = day
         return devices, flags
+
+    def _targets_of(self, types: frozenset[EventType]) -> tuple[_Target, ...]:
+        """The `series_targets` that can select a row of one of these types (memoised:
+        a batch of a few types skips the others' series altogether)."""
+        found = self._targets_by_types.get(types)
+        if found is None:
+            found = self._targets_by_types[types] = tuple(
+                target
+                for target in self.series_targets
+                if not target[1].event_types or not types.isdisjoint(target[1].event_types)
+            )
+        return found
+
+    @cached_property
+    def _targets_by_types(self) -> dict[frozenset[EventType], tuple[_Target, ...]]:
+        return {}
 
     @cached_property
     def series_targets(self) -> tuple[tuple[str, Source, str | None, str], ...]:
@@ -620,9 +733,26 @@ class OnlinePlan:
         return {name: read(reader) for name, read in self.readers}
 
 
-@dataclass
+class SeriesMap(dict[str, Series]):
+    """A customer's series by name. A series is made the first time a row is added to it
+    (looking up a missing name makes it), so a state holds only the series its events
+    fed: fewer objects to keep, to collect and to store. Reads look missing series up in
+    `OnlinePlan.empty_series` instead, and never make one."""
+
+    __slots__ = ("kinds",)
+
+    def __init__(self, kinds: Mapping[str, SeriesKind], *args: Any) -> None:
+        super().__init__(*args)
+        self.kinds = kinds
+
+    def __missing__(self, name: str) -> Series:
+        series = self[name] = self.kinds[name]()
+        return series
+
+
+@dataclass(slots=True)
 class CustomerState:
-    series: dict[str, Series]
+    series: SeriesMap
     first_day: int | None = None
     #: The newest event day folded in, and the day before which the state was pruned.
     newest_day: int | None = None
@@ -638,12 +768,12 @@ class CustomerState:
 
     @classmethod
     def from_data(cls, plan: OnlinePlan, data: Mapping[str, Any]) -> CustomerState:
-        stored = data["series"]
-        series: dict[str, Series] = {}
-        for key in plan.series:
-            name = plan.names[key]
-            kind = _KINDS[key[0]]
-            series[name] = kind.from_data(stored[name]) if name in stored else kind()
+        kinds = plan.kinds
+        series = SeriesMap(kinds)
+        for name, stored in data["series"].items():
+            kind = kinds.get(name)
+            if kind is not None:  # a series the plan no longer reads is dropped
+                series[name] = kind.from_data(stored)
         return cls(series, data.get("first_day"), data.get("newest_day"), data.get("horizon"))
 
 
@@ -662,7 +792,8 @@ class _Reader:
     ) -> None:
         self.plan = plan
         self.customer_id = customer_id
-        self.series: dict[str, Any] = state.series
+        # Every series of the plan: the state's, else an empty one (never added to).
+        self.series: dict[str, Any] = {**plan.empty_series, **state.series}
         self.end = as_of_day
         self.graph = graph
         self._device_neighbours: set[str] | None = None
