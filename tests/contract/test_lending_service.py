@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
@@ -300,6 +300,14 @@ def test_many_loans_are_read_each_with_its_own_instalments(new_uow: UowFactory) 
     assert by_key is not None
     assert by_key[0].loan_id == drawn[2].loan_id
     assert missing is None
+
+
+@pytest.fixture(autouse=True)
+def _drop_record_notes(engine: Engine) -> Iterator[None]:
+    """`_Record` notes in a scratch table; the test databases are reused, so drop it."""
+    yield
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS record_seen"))
 
 
 class _Record:
