@@ -8,6 +8,9 @@ wall time, and the p50 of the process's CPU time per decision (all its threads, 
 zen-engine's worker is counted): on a shared machine the wall figures grow with the
 load of other processes, the CPU figure much less. The first 50 decisions warm up.
 The policy is the one shipped in `policies/v2` (named explicitly, whatever the default).
+`--postgres URL` runs the same decisions on a fresh PostgreSQL database (the production
+system of record) instead: the CPU column then shows what the application spends per
+decision there, the figure that bounds decisions per second over HTTP.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import gc
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from bench.applicants import SimulatedVectors, load_vectors, register_applicant
+from bench.lending_http import fresh_database
 from creditline.bootstrap import build_container
 from creditline.config import Settings
 from creditline.decisioning import service
@@ -28,6 +34,16 @@ from creditline.jobs.seed_demo import seed_demo
 from creditline.shared.clock import FixedClock
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies" / "v2"
+
+
+@contextmanager
+def database(postgres: str | None, work: Path) -> Iterator[str | None]:
+    """The URL of a fresh PostgreSQL database, or None for the embedded default."""
+    if postgres is None:
+        yield None
+        return
+    with fresh_database("postgresql", postgres, work) as url:
+        yield url
 
 
 def main() -> None:
@@ -39,11 +55,20 @@ def main() -> None:
         help="move everything built at start-up out of the collector's reach (gc.freeze) "
         "before deciding, as a server could once it is wired",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="decide on a fresh database of this PostgreSQL server "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(args.postgres, Path(tmp)) as url:
         clock = FixedClock(datetime(2026, 1, 15, 2, tzinfo=UTC))
         settings = Settings(
-            data_dir=Path(tmp), initial_business_date=date(2026, 1, 15), policy_dir=POLICIES
+            data_dir=Path(tmp),
+            database_url=url,
+            initial_business_date=date(2026, 1, 15),
+            policy_dir=POLICIES,
         )
         seed_demo(settings, clock, customers=2000)
         container = build_container(settings, clock=clock, apply_migrations=True)

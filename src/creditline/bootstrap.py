@@ -145,6 +145,7 @@ class Container:
                     self.cipher,
                     features=features,
                     lines=line_opener(clock),
+                    business_dates=self.business_dates,
                 )
 
             self._decisioning = DecisioningWiring(

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from creditline.bootstrap import Container
 from creditline.decisioning.adapters.lending_bridge import credit_summary
@@ -23,6 +23,7 @@ from creditline.decisioning.domain.reasons import model_reason, reason
 from creditline.lending.adapters.tables import credit_lines
 from creditline.privacy.adapters.sql import consents, customers
 from creditline.shared.money import Money
+from creditline.storage.tables import business_date
 
 AT = datetime(2026, 1, 15, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -194,3 +195,37 @@ def test_consents_and_credit_read_in_one_statement_equal_the_separate_reads(
     assert combined.has_open_line
     assert combined.other_limits == Money.yuan("40000.00")
     assert combined.max_days_past_due == 0
+
+
+def test_the_lock_reads_the_business_date_in_the_same_statement(container: Container) -> None:
+    _customer(container)
+    container.business_dates.advance_to(date(2026, 3, 2))
+    stored = a_decision()
+    with container.session_factory() as session:
+        SqlDecisionRepository(session).add(stored)
+        session.commit()
+    with container.decisioning().uow() as uow:
+        uow.lock_customer("cus_1", "app-unknown")
+        assert uow.business_date() == date(2026, 3, 2)
+        assert uow.decisions.get("app-unknown") is None
+    # The stored decision, read beside the lock, equals the one the repository reads alone.
+    with container.decisioning().uow() as uow:
+        uow.lock_customer("cus_1", "app-1")
+        assert uow.decisions.get("app-1") == stored
+        assert uow.business_date() == date(2026, 3, 2)
+
+
+def test_a_new_database_starts_its_business_date_inside_the_transaction(
+    container: Container,
+) -> None:
+    with container.engine.begin() as connection:
+        connection.execute(delete(business_date))
+    started = container.settings.initial_business_date
+    assert started is not None
+    with container.decisioning().uow() as uow:
+        # No such customer: the lock reads no row, so the date is read (here: started) on
+        # the transaction's own connection; on SQLite a second one would wait for its lock.
+        uow.lock_customer("cus_absent", "app-1")
+        assert uow.business_date() == started
+        uow.commit()
+    assert container.business_date() == started

@@ -92,3 +92,7 @@ class DecisioningUnitOfWork(CommittingUnitOfWork, Protocol):
         With `application_id`, the decision stored under it (if any) may be read in the
         same statement, for the `decisions.get` that follows."""
         ...
+
+    def business_date(self) -> date:
+        """The business date, read in this transaction (with the lock, where it can)."""
+        ...

@@ -142,14 +142,15 @@ def apply_for_credit(
     application_id: str,
     customer_id: str,
     requested_limit: Money | None,
-    business_date: date,
+    business_date: date | None = None,
     record: RequestRecord[Decision] | None = None,
 ) -> tuple[Decision, bool]:
     """Decide an application and, if approved, open the line: all in one transaction.
 
     Idempotent on `application_id` (the caller's key): a retry returns the stored decision
     (and False); the same id for another customer or amount is a conflict. `record`, if
-    given, is claimed first and completed last in the same transaction.
+    given, is claimed first and completed last in the same transaction. Without a
+    `business_date`, the one the transaction reads (with the customer's lock) holds.
     """
     with uow:
         if record is not None:
@@ -167,6 +168,8 @@ def apply_for_credit(
                 record.complete(earlier)
                 uow.commit()
             return earlier, False
+        if business_date is None:
+            business_date = uow.business_date()
         facts = uow.applicants.facts(customer_id, business_date)
         if facts is None:
             raise NotFoundError(f"no customer {customer_id}", code="customer_not_found")

@@ -6,13 +6,19 @@ the `Clock` once); after that, only `advance_to` changes it, and never backwards
 Every draw, repayment and decision reads it, so on PostgreSQL the read is one statement in
 autocommit (no BEGIN/COMMIT round trips). Two first requests on a new database may both
 find no row: the loser of the insert reads the winner's date instead of failing.
+
+A use case may instead read it inside its own transaction (`get_in`): a decision reads it
+with the customer's lock, in the same statement, and only a new database without the row
+needs `get_in`, which starts the date on that transaction's connection (never on a
+second one, which on SQLite would wait for the first's write lock).
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from creditline.shared.clock import Clock, local_date
@@ -21,6 +27,11 @@ from creditline.storage.tables import business_date
 
 _ROW = 1
 _READ = select(business_date.c.business_date).where(business_date.c.id == _ROW)
+#: Start the date unless a concurrent transaction has (it then waits for that one's commit).
+_START = {
+    "postgresql": postgresql.insert(business_date).on_conflict_do_nothing(index_elements=["id"]),
+    "sqlite": sqlite.insert(business_date).on_conflict_do_nothing(index_elements=["id"]),
+}
 
 
 class SqlBusinessDateStore:
@@ -41,6 +52,21 @@ class SqlBusinessDateStore:
         except IntegrityError:
             # Another request started the date first; its date is the one that holds.
             return self._read_or_start()
+
+    def get_in(self, connection: Connection) -> date:
+        """The date, read (or started, on a new database) in the caller's transaction."""
+        found = connection.execute(_READ).scalar_one_or_none()
+        if isinstance(found, date):
+            return found
+        start = self._initial or local_date(self._clock.now())
+        connection.execute(
+            _START[connection.dialect.name],
+            {"id": _ROW, "business_date": start, "updated_at": self._clock.now()},
+        )
+        stored = connection.execute(_READ).scalar_one()
+        if not isinstance(stored, date):  # pragma: no cover - the column is a DATE
+            raise TypeError(f"business date stored as {stored!r}")
+        return stored
 
     def _read_or_start(self) -> date:
         with self._engine.begin() as connection:

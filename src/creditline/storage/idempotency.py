@@ -44,6 +44,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from creditline.storage.direct import DirectStatement
 from creditline.storage.tables import idempotency_keys
 
 # Built once: the two statements of every idempotent request take their values as
@@ -91,6 +92,10 @@ _CLAIM_IN = {
     .returning(idempotency_keys.c.key),
 }
 _READ = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("the_key"))
+# The in-transaction claim and answer run on every decision, draw and repayment: directly
+# on the driver (see `storage.direct`).
+_CLAIM_IN_DIRECT = {name: DirectStatement(statement) for name, statement in _CLAIM_IN.items()}
+_COMPLETE_IN = DirectStatement(_COMPLETE)
 
 
 class ClaimOutcome(StrEnum):
@@ -282,10 +287,10 @@ class SqlIdempotencyStore:
         now: datetime,
     ) -> Claim:
         """Claim `key` inside the caller's transaction (see the module docstring)."""
-        claimed = connection.execute(
-            _CLAIM_IN[connection.dialect.name], _claim_values(key, fingerprint, method, path, now)
-        ).first()
-        if claimed is not None:
+        claimed = _CLAIM_IN_DIRECT[connection.dialect.name].execute(
+            connection, _claim_values(key, fingerprint, method, path, now)
+        )
+        if claimed:
             return Claim(ClaimOutcome.CLAIMED)
         row = connection.execute(_READ, {"the_key": key}).one()
         answer = _recorded_answer(row, fingerprint)
@@ -310,10 +315,7 @@ class SqlIdempotencyStore:
         body: bytes,
     ) -> None:
         """Store the response of a key claimed with `claim_in`, in the same transaction."""
-        connection.execute(
-            _COMPLETE,
-            {"the_key": key, **_completed(status_code, headers, body)},
-        )
+        _COMPLETE_IN.execute(connection, {"the_key": key, **_completed(status_code, headers, body)})
 
 
 def _recorded_answer(row: Any, fingerprint: str) -> Claim | None:

@@ -43,6 +43,8 @@ class FakeDecisioningUnitOfWork:
     stored: dict[str, Decision] = field(default_factory=dict)
     opened: list[OpenedLine] = field(default_factory=list)
     locked: list[str] = field(default_factory=list)
+    today: date = date(2026, 3, 2)
+    asked_on: list[date] = field(default_factory=list)
     _pending: dict[str, Decision] = field(default_factory=dict)
     _pending_lines: list[OpenedLine] = field(default_factory=list)
 
@@ -74,6 +76,7 @@ class FakeDecisioningUnitOfWork:
         return waiting[:limit]
 
     def facts(self, customer_id: str, on: date) -> ApplicantFacts | None:
+        self.asked_on.append(on)
         return self.people.get(customer_id)
 
     def open_line(
@@ -91,6 +94,11 @@ class FakeDecisioningUnitOfWork:
 
     def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
         self.locked.append(customer_id)
+
+    def business_date(self) -> date:
+        if not self.locked:
+            raise AssertionError("the business date is read after the customer's lock")
+        return self.today
 
     def __enter__(self) -> Self:
         return self
@@ -155,6 +163,25 @@ def apply(
         requested_limit=requested,
         business_date=ON,
     )
+
+
+def test_without_a_business_date_the_transactions_own_date_holds(
+    uow: FakeDecisioningUnitOfWork, clock: FixedClock
+) -> None:
+    apply(uow, clock, "cus_ok")
+    service.apply_for_credit(
+        uow,
+        clock,
+        policies=POLICIES,
+        scorer=FakeScorer(),
+        apr_of=representative_apr,
+        application_id="app-2",
+        customer_id="cus_thin",
+        requested_limit=None,
+    )
+
+    assert uow.asked_on == [ON, uow.today]
+    assert uow.today != ON
 
 
 def test_an_approval_opens_the_line_in_the_same_transaction(

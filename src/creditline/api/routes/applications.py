@@ -174,7 +174,6 @@ def apply(
             application_id=key or new_id("app"),
             customer_id=body.customer_id,
             requested_limit=requested_limit,
-            business_date=container.business_date(),
             record=record,
         )
         return decision

@@ -131,7 +131,7 @@ def credit_summary(session: Session) -> Callable[[str, date], CreditSummary]:
     def read(customer_id: str, on: date) -> CreditSummary:
         connection = transaction_connection(session)
         return credit_summary_of(
-            connection.execute(CREDIT_SUMMARY, {"customer_id": customer_id}).one()
+            connection.execute(CREDIT_SUMMARY, {"customer_id": customer_id}).one()._mapping
         )
 
     return read

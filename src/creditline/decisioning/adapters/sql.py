@@ -5,13 +5,14 @@ its texts, the rule trace, the fired rows, the policy and model versions, the in
 fingerprint) and, beside it, the review. Reasons and traces are JSON: they are read back
 whole, never queried by part.
 
-The decision path runs a fixed handful of statements per application (look up the
-application id, lock and read the customer, read the active consents and the credit
-summary in one statement, open the line, store the decision, one commit). They are Core
-statements built once at import with bind parameters: building and hashing a statement
-per call cost more than running it on SQLite. The customer is read with its lock, and
-only the columns a decision uses (birth date, declared income): no encrypted field is
-opened to decide.
+The decision path runs a fixed handful of statements per application (lock and read the
+customer with the decision stored under the application id and the business date, read
+the active consents and the credit summary in one statement, open the line, store the
+decision, one commit). They are Core statements built once at import with bind
+parameters, and run directly on the driver (`storage.direct`): SQLAlchemy's execution
+layer cost more CPU than the database spent on them. The customer is read with its
+lock, and only the columns a decision uses (birth date, declared income): no encrypted
+field is opened to decide.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ from creditline.privacy.adapters.sql import consents, customers
 from creditline.privacy.ports import FieldCipher
 from creditline.shared.clock import age_on
 from creditline.shared.money import Currency, Money
+from creditline.storage.business_date import SqlBusinessDateStore
+from creditline.storage.direct import DirectStatement
 from creditline.storage.metadata import metadata
+from creditline.storage.tables import business_date
 from creditline.storage.types import UtcDateTime
 from creditline.storage.uow import SqlAlchemyUnitOfWork, transaction_connection
 
@@ -121,7 +125,7 @@ def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-_INSERT_DECISION = insert(decisions)
+_INSERT_DECISION = DirectStatement(insert(decisions))
 _GET_DECISION = select(decisions).where(decisions.c.application_id == bindparam("application_id"))
 
 
@@ -136,8 +140,8 @@ class SqlDecisionRepository:
     def add(self, decision: Decision) -> None:
         draft = decision.draft
         score = draft.score
-        transaction_connection(self._session).execute(
-            _INSERT_DECISION,
+        _INSERT_DECISION.execute(
+            transaction_connection(self._session),
             {
                 "application_id": decision.application_id,
                 "customer_id": decision.customer_id,
@@ -312,37 +316,45 @@ _SUMMARY_ROW = CREDIT_SUMMARY.subquery("summary")
 # The summary and the active consents in one round trip: the summary's one row, joined to
 # each active consent (one row with no purpose when there is none). Read after the
 # customer's row is locked, as the two statements it replaces were.
-_CONSENTS_AND_CREDIT = select(
-    _SUMMARY_ROW.c.open_lines,
-    _SUMMARY_ROW.c.limits_minor,
-    _SUMMARY_ROW.c.worst_dpd,
-    consents.c.purpose,
-).select_from(
-    _SUMMARY_ROW.outerjoin(
-        consents,
-        and_(
-            consents.c.customer_id == bindparam("customer_id"),
-            consents.c.withdrawn_at.is_(None),
-        ),
+_CONSENTS_AND_CREDIT = DirectStatement(
+    select(
+        _SUMMARY_ROW.c.open_lines,
+        _SUMMARY_ROW.c.limits_minor,
+        _SUMMARY_ROW.c.worst_dpd,
+        consents.c.purpose,
+    ).select_from(
+        _SUMMARY_ROW.outerjoin(
+            consents,
+            and_(
+                consents.c.customer_id == bindparam("customer_id"),
+                consents.c.withdrawn_at.is_(None),
+            ),
+        )
     )
 )
 
 
-def credit_summary_of(row: Any) -> CreditSummary:
+def credit_summary_of(row: Mapping[Any, Any]) -> CreditSummary:
     return CreditSummary(
-        has_open_line=int(row.open_lines or 0) > 0,
-        max_days_past_due=int(row.worst_dpd or 0),
-        other_limits=Money(int(row.limits_minor or 0), Currency.CNY),
+        has_open_line=int(row["open_lines"] or 0) > 0,
+        max_days_past_due=int(row["worst_dpd"] or 0),
+        other_limits=Money(int(row["limits_minor"] or 0), Currency.CNY),
     )
 
 
 # The same lock, and beside it the decision stored under an application id (if any): the
 # look-up of an application's id and the customer's lock in one round trip.
-_LOCK_CUSTOMER_AND_DECISION = (
+# The business date rides along (a scalar subquery): read in the decision's transaction,
+# after the lock, it costs no statement of its own.
+_LOCK_CUSTOMER_AND_DECISION = DirectStatement(
     select(
         customers.c.birth_date.label("c_birth_date"),
         customers.c.declared_income_minor.label("c_income_minor"),
         customers.c.currency.label("c_currency"),
+        select(business_date.c.business_date)
+        .where(business_date.c.id == 1)
+        .scalar_subquery()
+        .label("c_business_date"),
         *decisions.c,
     )
     .select_from(
@@ -388,9 +400,9 @@ class SqlApplicantReader:
         connection = transaction_connection(self._session)
         purposes: list[str]
         if self._credit is None:  # both in one statement
-            rows = connection.execute(_CONSENTS_AND_CREDIT, {"customer_id": customer_id}).all()
+            rows = _CONSENTS_AND_CREDIT.execute(connection, {"customer_id": customer_id})
             credit = credit_summary_of(rows[0])
-            purposes = [row.purpose for row in rows if row.purpose is not None]
+            purposes = [row["purpose"] for row in rows if row["purpose"] is not None]
         else:
             found = connection.execute(_ACTIVE_CONSENTS, {"customer_id": customer_id}).scalars()
             purposes = list(found)
@@ -437,8 +449,11 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         credit: CreditReaderFactory | None = None,
         features: FeatureSource,
         lines: LineOpenerFactory,
+        business_dates: SqlBusinessDateStore,
     ) -> None:
         super().__init__(session_factory)
+        self._business_dates = business_dates
+        self._business_date: date | None = None
         # The decision reads no encrypted field; the cipher stays in the signature for the
         # wiring, and for repositories that will need it.
         self._cipher = cipher
@@ -451,6 +466,7 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
     def _on_enter(self) -> None:
         self._locked = {}
         self._known = {}
+        self._business_date = None
         self.decisions = SqlDecisionRepository(self.session, self._known)
         credit = None if self._credit is None else self._credit(self.session)
         self.applicants = SqlApplicantReader(self.session, credit, self._features, self._locked)
@@ -461,18 +477,20 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         if application_id is None:
             self._locked[customer_id] = _read_customer(self.session, customer_id)
             return
-        row = (
-            transaction_connection(self.session)
-            .execute(
-                _LOCK_CUSTOMER_AND_DECISION,
-                {"customer_id": customer_id, "application_id": application_id},
-            )
-            .one_or_none()
+        rows = _LOCK_CUSTOMER_AND_DECISION.execute(
+            transaction_connection(self.session),
+            {"customer_id": customer_id, "application_id": application_id},
         )
-        if row is None:  # no such customer: the decision is looked up on its own
+        if not rows:  # no such customer: the decision is looked up on its own
             self._locked[customer_id] = None
             return
-        income = Money(int(row.c_income_minor), Currency(row.c_currency))
-        self._locked[customer_id] = _CustomerRow(row.c_birth_date, income)
-        m = row._mapping
+        m = rows[0]
+        income = Money(int(m["c_income_minor"]), Currency(m["c_currency"]))
+        self._locked[customer_id] = _CustomerRow(m["c_birth_date"], income)
+        self._business_date = m["c_business_date"]
         self._known[application_id] = None if m["application_id"] is None else _decision_of(m)
+
+    def business_date(self) -> date:
+        if self._business_date is None:
+            self._business_date = self._business_dates.get_in(transaction_connection(self.session))
+        return self._business_date

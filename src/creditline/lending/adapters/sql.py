@@ -48,6 +48,7 @@ from creditline.lending.domain.terms import (
 from creditline.lending.ports import LoanRecordTotals, StoredRepayment
 from creditline.shared.clock import Clock
 from creditline.shared.money import Currency, Money
+from creditline.storage.direct import DirectStatement
 from creditline.storage.uow import SqlAlchemyUnitOfWork, transaction_connection
 
 OPEN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
@@ -85,10 +86,11 @@ _LINE_OF_LOAN_FOR_UPDATE = (
     .order_by(line_changes.c.change_id)
     .with_for_update(of=credit_lines)
 )
-_INSERT_LINE = insert(credit_lines)
+#: Run on the driver (`storage.direct`): a decision that approves opens a line with both.
+_INSERT_LINE = DirectStatement(insert(credit_lines))
 #: `inline`: no `RETURNING` of the generated `change_id` (nothing reads it), which a
 #: write inside `committing()` could not answer (see `storage.uow`).
-_INSERT_CHANGES = insert(line_changes).inline()
+_INSERT_CHANGES = DirectStatement(insert(line_changes).inline())
 _UPDATE_LINE = update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
 
 
@@ -113,8 +115,8 @@ class SqlCreditLineRepository(_SqlRepository):
         self._stored_history: dict[str, int] = {}
 
     def add(self, line: CreditLine) -> None:
-        self._connection().execute(
-            _INSERT_LINE,
+        _INSERT_LINE.execute(
+            self._connection(),
             {
                 "line_id": line.line_id,
                 "customer_id": line.customer_id,
@@ -160,8 +162,8 @@ class SqlCreditLineRepository(_SqlRepository):
     def _append_history(self, line: CreditLine, stored: int) -> None:
         new = line.history[stored:]
         if new:
-            self._connection().execute(
-                _INSERT_CHANGES,
+            _INSERT_CHANGES.execute_many(
+                self._connection(),
                 [
                     {
                         "line_id": line.line_id,
