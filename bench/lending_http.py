@@ -144,6 +144,7 @@ class Run:
     errors: int = 0
     server_cpu: float = 0.0  # seconds of CPU the uvicorn processes used during the run
     database_cpu: float = 0.0  # seconds of CPU our PostgreSQL backends used
+    client_cpu: float = 0.0  # seconds of CPU this load generator used (same two cores)
 
     @property
     def completed(self) -> int:
@@ -256,7 +257,9 @@ def _used(before: dict[int, float], after: dict[int, float]) -> float:
 async def measured(meter: CpuMeter | None, run: Awaitable[Run]) -> Run:
     """Await `run`, charging it the CPU the server and the database used meanwhile."""
     before = meter.snapshot() if meter else None
+    client_before = time.process_time()
     done = await run
+    done.client_cpu = time.process_time() - client_before
     if meter is not None and before is not None:
         after = meter.snapshot()
         done.server_cpu = _used(before[0], after[0])
@@ -274,7 +277,7 @@ def print_runs(title: str, runs: list[Run]) -> None:
     print(
         f"{'run':<16}{'offered/s':>10}{'achieved/s':>11}{'operation':>11}{'n':>6}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>7}"
-        f"{'app CPU ms/req':>15}{'db CPU ms/req':>14}"
+        f"{'app CPU ms/req':>15}{'db CPU ms/req':>14}{'client CPU ms/req':>18}"
     )
     for run in runs:
         offered = f"{run.offered:.0f}" if run.offered is not None else "closed"
@@ -286,6 +289,7 @@ def print_runs(title: str, runs: list[Run]) -> None:
                 f"{percentile(ms, 0.5):>9.1f}{percentile(ms, 0.95):>9.1f}"
                 f"{percentile(ms, 0.99):>9.1f}{max(ms):>9.1f}{run.errors:>7}"
                 f"{run.server_cpu * 1000 / done:>15.2f}{run.database_cpu * 1000 / done:>14.2f}"
+                f"{run.client_cpu * 1000 / done:>18.2f}"
             )
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
 

@@ -91,7 +91,9 @@ _INSERT_LINE = DirectStatement(insert(credit_lines))
 #: `inline`: no `RETURNING` of the generated `change_id` (nothing reads it), which a
 #: write inside `committing()` could not answer (see `storage.uow`).
 _INSERT_CHANGES = DirectStatement(insert(line_changes).inline())
-_UPDATE_LINE = update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
+_UPDATE_LINE = DirectStatement(
+    update(credit_lines).where(credit_lines.c.line_id == bindparam("key_line_id"))
+)
 
 
 class _SqlRepository:
@@ -147,8 +149,8 @@ class SqlCreditLineRepository(_SqlRepository):
         return _to_line(rows[0], history)
 
     def save(self, line: CreditLine) -> None:
-        self._connection().execute(
-            _UPDATE_LINE, {"key_line_id": line.line_id, **_line_values(line)}
+        _UPDATE_LINE.execute(
+            self._connection(), {"key_line_id": line.line_id, **_line_values(line)}
         )
         stored = self._stored_history.get(line.line_id)
         if stored is None:  # not read through this repository: ask the database
@@ -218,13 +220,15 @@ def _to_line(row: RowMapping, history: Sequence[RowMapping]) -> CreditLine:
 
 class SqlLoanRepository(_SqlRepository):
     def add(self, loan: Loan, *, request_key: str, fingerprint: str) -> None:
-        self._connection().execute(
-            _INSERT_LOAN,
+        _INSERT_LOAN.execute(
+            self._connection(),
             _new_loan_row(
                 loan, request_key=request_key, fingerprint=fingerprint, at=self._clock.now()
             ),
         )
-        self._connection().execute(_INSERT_INSTALMENTS, _instalment_rows(loan, with_terms=True))
+        _INSERT_INSTALMENTS.execute_many(
+            self._connection(), _instalment_rows(loan, with_terms=True)
+        )
 
     def get(self, loan_id: str) -> Loan | None:
         found = self._load(_LOAN_BY_ID, {"key": loan_id})
@@ -235,15 +239,15 @@ class SqlLoanRepository(_SqlRepository):
         return None if not found else found[0]
 
     def save(self, loan: Loan) -> None:
-        self._connection().execute(
-            _UPDATE_LOAN, {"key_loan_id": loan.loan_id, **_loan_values(loan)}
+        _UPDATE_LOAN.execute(
+            self._connection(), {"key_loan_id": loan.loan_id, **_loan_values(loan)}
         )
         rows = _instalment_rows(loan, with_terms=False)
         for values in rows:
             values["key_loan_id"] = values.pop("loan_id")
             values["key_number"] = values.pop("number")
         # One statement with many parameter sets (psycopg pipelines them).
-        self._connection().execute(_UPDATE_INSTALMENT, rows)
+        _UPDATE_INSTALMENT.execute_many(self._connection(), rows)
 
     def for_customer(self, customer_id: str) -> list[Loan]:
         return self._many(loans.c.customer_id == customer_id)
@@ -318,10 +322,11 @@ _INSTALMENT_FIELDS = (
 )
 _INSTALMENTS = tuple(instalments.c[name].label(f"i_{name}") for name in _INSTALMENT_FIELDS)
 
-_INSERT_LOAN = insert(loans)
-_INSERT_INSTALMENTS = insert(instalments)
-_UPDATE_LOAN = update(loans).where(loans.c.loan_id == bindparam("key_loan_id"))
-_UPDATE_INSTALMENT = (
+# The writes of a draw and a repayment run on the driver (`storage.direct`).
+_INSERT_LOAN = DirectStatement(insert(loans))
+_INSERT_INSTALMENTS = DirectStatement(insert(instalments))
+_UPDATE_LOAN = DirectStatement(update(loans).where(loans.c.loan_id == bindparam("key_loan_id")))
+_UPDATE_INSTALMENT = DirectStatement(
     update(instalments)
     .where(instalments.c.loan_id == bindparam("key_loan_id"))
     .where(instalments.c.number == bindparam("key_number"))
@@ -493,9 +498,9 @@ def _to_loan(row: RowMapping, rows: Sequence[Mapping[str, Any]]) -> Loan:
 
 
 _REPAYMENT = select(repayments).where(repayments.c.repayment_id == bindparam("key"))
-_INSERT_REPAYMENT = insert(repayments)
-_INSERT_ENTRY = insert(journal_entries)
-_INSERT_POSTINGS = insert(journal_postings)
+_INSERT_REPAYMENT = DirectStatement(insert(repayments))
+_INSERT_ENTRY = DirectStatement(insert(journal_entries))
+_INSERT_POSTINGS = DirectStatement(insert(journal_postings))
 
 
 class SqlRepaymentRepository(_SqlRepository):
@@ -514,8 +519,8 @@ class SqlRepaymentRepository(_SqlRepository):
 
     def add(self, repayment: StoredRepayment, entry_id: str) -> None:
         allocation = repayment.allocation
-        self._connection().execute(
-            _INSERT_REPAYMENT,
+        _INSERT_REPAYMENT.execute(
+            self._connection(),
             {
                 "repayment_id": repayment.repayment_id,
                 "loan_id": repayment.loan_id,
@@ -532,8 +537,8 @@ class SqlRepaymentRepository(_SqlRepository):
 
 class SqlJournalRepository(_SqlRepository):
     def add(self, entry: JournalEntry) -> None:
-        self._connection().execute(
-            _INSERT_ENTRY,
+        _INSERT_ENTRY.execute(
+            self._connection(),
             {
                 "entry_id": entry.entry_id,
                 "effective_on": entry.effective_on,
@@ -543,8 +548,8 @@ class SqlJournalRepository(_SqlRepository):
                 "created_at": self._clock.now(),
             },
         )
-        self._connection().execute(
-            _INSERT_POSTINGS,
+        _INSERT_POSTINGS.execute_many(
+            self._connection(),
             [
                 {
                     "entry_id": entry.entry_id,
