@@ -4,18 +4,19 @@ A `DirectStatement` is a Core statement that SQLAlchemy builds and compiles (onc
 dialect and set of parameter names) and that then runs on the DBAPI cursor of the
 caller's transaction. Running a cached statement through `Connection.execute` cost about
 three and a half times the driver's own CPU here (219 µs against 61 µs for a one-row
-`SELECT` on PostgreSQL; `bench/README.md`), and a credit decision runs seven of them, so
-the statements of the decision path take this way.
+`SELECT` on PostgreSQL; see docs/benchmarks.md), and a credit decision runs seven of
+them, so the statements of the decision, draw and repayment paths take this way.
 
 What SQLAlchemy would do around the driver is kept: values go in through each bind's type
 (`TypeEngine.bind_processor`: `UtcDateTime` refuses a naive datetime, JSON is serialised,
 SQLite dates become text), rows come back through each column's result processor (aware
 UTC datetimes, parsed JSON, dates from SQLite's text), and a driver error is raised as
-SQLAlchemy's own (`IntegrityError` for a unique key, and so on), so callers cannot tell
-the difference. The statement runs in the caller's transaction, on its connection: it
-must already have begun (`storage.uow.transaction_connection` begins it), and inside
-`uow.committing()` it is queued in the same PostgreSQL pipeline as any other write.
-Statements that SQLAlchemy rewrites per execution (expanding `IN` lists) are refused.
+SQLAlchemy's own (`IntegrityError` for a unique key, and so on; a lost connection is
+invalidated), so callers cannot tell the difference. The statement runs in the caller's
+transaction, on its connection, which must already have begun
+(`storage.uow.transaction_connection` begins it); inside `uow.committing()` it is queued
+in the same PostgreSQL pipeline as any other write. Statements that SQLAlchemy rewrites
+per execution (expanding `IN` lists) are refused.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class DirectStatement:
             cursor.execute(form.sql, parameters)
             rows = cursor.fetchall() if form.columns and cursor.description else []
         except connection.dialect.loaded_dbapi.Error as error:
-            raise _wrapped(connection.dialect, form.sql, parameters, error) from error
+            raise _wrapped(connection, form.sql, parameters, error) from error
         if not rows:
             return []
         results = form.results
@@ -85,7 +86,7 @@ class DirectStatement:
         try:
             cursor.executemany(form.sql, parameters)
         except connection.dialect.loaded_dbapi.Error as error:
-            raise _wrapped(connection.dialect, form.sql, parameters, error) from error
+            raise _wrapped(connection, form.sql, parameters, error) from error
 
     def _form(self, dialect: Dialect, values: Mapping[str, Any]) -> _Compiled:
         key = (dialect.name, frozenset(values))
@@ -175,5 +176,19 @@ def _cursor(connection: Connection) -> Any:
     return cursor
 
 
-def _wrapped(dialect: Dialect, sql: str, parameters: Any, error: Exception) -> StatementError:
-    return DBAPIError.instance(sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect)
+def _wrapped(connection: Connection, sql: str, parameters: Any, error: Any) -> StatementError:
+    """The driver's error as SQLAlchemy's; a lost connection is invalidated, as SQLAlchemy
+    does, so the pool does not hand it out again."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+    wrapped: StatementError = DBAPIError.instance(
+        sql,
+        parameters,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
+    return wrapped

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from creditline.storage.direct import DirectStatement
 from creditline.storage.tables import business_date, idempotency_keys
@@ -134,3 +134,22 @@ def test_an_expanding_list_is_refused(engine: Engine) -> None:
     )
     with engine.connect() as connection, pytest.raises(TypeError, match="rewritten"):
         DirectStatement(listed).execute(connection, {"keys": ["a"]})
+
+
+def test_a_lost_connection_is_invalidated_as_sqlalchemy_would(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a server that drops the connection is PostgreSQL's case")
+    with engine.connect() as connection:
+        pid = connection.execute(select(func.pg_backend_pid())).scalar_one()
+        with engine.connect() as other:
+            other.execute(select(func.pg_terminate_backend(pid)))
+            other.commit()
+        with pytest.raises(DBAPIError) as raised:
+            DirectStatement(_SELECT_ALL).execute(connection, {"the_key": "k"})
+        assert raised.value.connection_invalidated
+        assert connection.invalidated
+    # The pool hands out a working connection afterwards.
+    with engine.connect() as connection:
+        assert (
+            connection.execute(select(func.count()).select_from(idempotency_keys)).scalar_one() == 0
+        )
