@@ -6,9 +6,11 @@
 Events come from the simulator (the same schema as real input). Each path validates every
 event and stores it exactly once, as in production:
 
-- bulk: `ingest_batch` in transactions of 5,000 rows (`--batch`; what `creditline events
-  load` does, minus file reading), on SQLite, again on SQLite (every event a duplicate),
-  and on PostgreSQL (COPY; skipped when unreachable or with `--no-postgres`);
+- bulk: `ingest_stream` over lazily validated batches (`check_batch`), in transactions of
+  5,000 rows (`--batch`; what `creditline events load` does, minus file reading: the next
+  batch is validated while the one before is stored), on SQLite, again on SQLite (every
+  event a duplicate), and on PostgreSQL (COPY; skipped when unreachable or with
+  `--no-postgres`);
 - `creditline events load FILE` end to end (the real command in process, file reading and
   error file included) for Parquet, JSON Lines and CSV files of the same events, on SQLite;
 - HTTP: batches of 1,000 to `POST /v1/events` over SQLite, in process (FastAPI TestClient,
@@ -52,7 +54,7 @@ from sqlalchemy.engine import make_url
 
 from creditline.data.adapters.arrow_schema import EVENT_SCHEMA
 from creditline.data.adapters.sql import SqlEventStore, count_events
-from creditline.data.service import ingest_batch
+from creditline.data.service import check_batch, ingest_stream
 from creditline.data.simulator.population import SimulationConfig
 from creditline.data.simulator.run import simulate
 from creditline.shared.clock import SystemClock
@@ -94,9 +96,8 @@ def bulk_with_server(
     engine = create_db_engine(url)
     store = SqlEventStore(engine, SystemClock())
     before = server_cpu(engine)
-    accepted = 0
-    for start in range(0, len(events), batch):
-        accepted += ingest_batch(store, events[start : start + batch]).accepted
+    checked = (check_batch(events[start : start + batch]) for start in range(0, len(events), batch))
+    accepted = sum(report.accepted for report in ingest_stream(store, checked))
     spent = server_cpu(engine) - before
     engine.dispose()
     return accepted, spent

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from creditline.data.adapters.files import Row
+    from creditline.data.service import CheckedBatch
 
     #: Rows of a CSV or JSON Lines file, or a Parquet batch (number of its first row, table).
     Batch = list[Row] | tuple[int, pa.Table]
@@ -106,6 +108,8 @@ def _load_all(
     error_path: Path,
     online: Callable[[pa.Table], None] | None = None,
 ) -> IngestReport:
+    from creditline.data.service import ingest_stream
+
     report = EMPTY_REPORT
     with (
         error_path.open("w", newline="", encoding="utf-8") as handle,
@@ -120,8 +124,10 @@ def _load_all(
         writer = csv.writer(handle)
         writer.writerow(["line", "event_id", "field", "code", "reason"])
         task = bar.add_task("loading", total=None)
-        for batch in batches:
-            report += _flush(store, batch, writer, online)
+        # The next batch is read and validated while the one before is being stored.
+        for stored in ingest_stream(store, _checked(batches), on_stored_table=online):
+            _write_rejections(writer, stored.rejected)
+            report += stored
             bar.update(task, completed=report.total)
         bar.update(task, completed=report.total, total=report.total)
     if not report.rejected:
@@ -133,31 +139,29 @@ def _load_all(
     return report
 
 
-def _flush(
-    store: EventStore, batch: Batch, writer: Any, online: Callable[[pa.Table], None] | None
-) -> IngestReport:
-    """Store one batch (one transaction) and write its bad rows to the error file."""
+def _checked(batches: Iterator[Batch]) -> Iterator[CheckedBatch]:
+    """Each batch validated (one transaction's worth), its unreadable lines among the
+    rows it refuses."""
     from creditline.data.adapters.files import RowError
-    from creditline.data.service import ingest_batch, ingest_table
+    from creditline.data.service import check_batch, check_table
 
-    if isinstance(batch, tuple):  # a Parquet batch: Arrow columns, rows numbered from `first`
-        first, table = batch
-        report = ingest_table(store, table, first_index=first, on_stored_table=online)
-        unreadable: tuple[Rejection, ...] = ()
-    else:
+    for batch in batches:
+        if isinstance(batch, tuple):  # a Parquet batch: Arrow columns, rows numbered from `first`
+            first, table = batch
+            yield check_table(table, first_index=first)
+            continue
         unreadable = tuple(
             Rejection(line, row.field, row.code, row.reason)
             for line, row in batch
             if isinstance(row, RowError)
         )
         records = [(line, row) for line, row in batch if not isinstance(row, RowError)]
-        report = ingest_batch(
-            store,
-            [row for _, row in records],
-            indexes=[line for line, _ in records],
-            on_stored_table=online,
-        )
-    rejected = tuple(sorted(report.rejected + unreadable, key=lambda r: r.index))
+        checked = check_batch([row for _, row in records], indexes=[line for line, _ in records])
+        yield replace(checked, rejected=checked.rejected + unreadable)
+
+
+def _write_rejections(writer: Any, rejected: tuple[Rejection, ...]) -> None:
+    """A stored batch's bad rows (in line order) into the error file."""
     for rejection in rejected:
         writer.writerow(
             [
@@ -168,7 +172,6 @@ def _flush(
                 rejection.reason,
             ]
         )
-    return IngestReport(report.accepted, report.duplicates, rejected)
 
 
 @app.command("export")

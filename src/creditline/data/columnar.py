@@ -167,7 +167,7 @@ def validate_batch(raws: Sequence[Mapping[str, object]]) -> BatchValidation:
         )
     # A field no row has is left out (None): it is a column of nulls, with nothing to check.
     columns: dict[str, list[object] | None] = dict.fromkeys(FIELD_NAMES)
-    if all(type(raw) is dict for raw in raws):  # rows from JSON, CSV and Parquet: plain dicts
+    if set(map(type, raws)) == {dict}:  # rows from JSON, CSV and Parquet: plain dicts
         dicts = cast("Sequence[dict[str, object]]", raws)
         for name in keys & _FIELD_SET:
             columns[name] = list(map(dict.get, dicts, repeat(name, size)))
@@ -512,6 +512,8 @@ _PLAIN_DATES = re.compile(r"(?:(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|
 
 
 def _date_column(name: str, values: list[object]) -> Column:
+    if _types(values) <= {date, _NONE}:  # `date` objects (Parquet rows), kept as they are
+        return pa.array(values, type=pa.date32()), np.zeros(len(values), dtype=np.bool_)
     quick = _plain_text_cast(values, _PLAIN_DATES, pa.date32())
     if quick is not None:
         return quick, np.zeros(len(values), dtype=np.bool_)

@@ -9,11 +9,17 @@ what is missing and counts the rest as duplicates.
 Validation runs over the whole batch at once (`columnar.validate_batch`, which agrees
 with `parse_event` row for row), and duplicates are told apart by digest: the same id
 with the same digest is a harmless repeat, with another digest a conflict.
+
+A load of many batches (`ingest_stream`) validates the next batch while one writer thread
+stores the one before: the batches are still stored one at a time, in order, each in its
+own transaction and reported only once durable, so the rule above holds as batch by batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +31,43 @@ from creditline.data.ports import BulkEventStore, EventStore
 from creditline.shared.errors import InvalidInputError
 
 CONFLICT_REASON = "event_id was already used for an event with different content"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    """A validated batch, ready to store: its valid rows, the name of each input row in
+    the report (`indexes`), and the rows refused by validation."""
+
+    valid: ValidBatch
+    indexes: Sequence[int]
+    rejected: tuple[Rejection, ...]
+
+
+def check_batch(
+    raws: Sequence[Mapping[str, object]], *, indexes: Sequence[int] | None = None
+) -> CheckedBatch:
+    """Validate `raws`; `indexes` (default 0, 1, …) name each event in the report."""
+    positions = list(indexes) if indexes is not None else list(range(len(raws)))
+    if len(positions) != len(raws):
+        raise ValueError("indexes must name every event")
+    checked = validate_batch(raws)
+    rejected = tuple(
+        _rejection(positions[i], raws[i].get("event_id"), error) for i, error in checked.invalid
+    )
+    return CheckedBatch(checked.valid, positions, rejected)
+
+
+def check_table(table: pa.Table, *, first_index: int = 0) -> CheckedBatch:
+    """`check_batch` for events given as Arrow columns (a batch of a Parquet file); row
+    `i` is named `first_index + i` in the report."""
+    positions = range(first_index, first_index + table.num_rows)
+    checked = validate_table(table)
+    ids = table.column("event_id") if "event_id" in table.column_names else None
+    rejected = tuple(
+        _rejection(positions[i], ids[i].as_py() if ids is not None else None, error)
+        for i, error in checked.invalid
+    )
+    return CheckedBatch(checked.valid, positions, rejected)
 
 
 def ingest_batch(
@@ -42,14 +85,8 @@ def ingest_batch(
     receives the same rows as one Arrow table (the columns of `ValidBatch.table`), for a
     consumer that folds columns rather than objects.
     """
-    positions = list(indexes) if indexes is not None else list(range(len(raws)))
-    if len(positions) != len(raws):
-        raise ValueError("indexes must name every event")
-    checked = validate_batch(raws)
-    rejected = [
-        _rejection(positions[i], raws[i].get("event_id"), error) for i, error in checked.invalid
-    ]
-    return _store(store, checked.valid, positions, rejected, on_stored, on_stored_table)
+    plan = _plan(check_batch(raws, indexes=indexes))
+    return _settle(plan, _append(store, plan.fresh), on_stored, on_stored_table)
 
 
 def ingest_table(
@@ -62,45 +99,97 @@ def ingest_table(
 ) -> IngestReport:
     """`ingest_batch` for events given as Arrow columns (a batch of a Parquet file); row
     `i` is named `first_index + i` in the report."""
-    positions = list(range(first_index, first_index + table.num_rows))
-    checked = validate_table(table)
-    ids = table.column("event_id") if "event_id" in table.column_names else None
-    rejected = [
-        _rejection(positions[i], ids[i].as_py() if ids is not None else None, error)
-        for i, error in checked.invalid
-    ]
-    return _store(store, checked.valid, positions, rejected, on_stored, on_stored_table)
+    plan = _plan(check_table(table, first_index=first_index))
+    return _settle(plan, _append(store, plan.fresh), on_stored, on_stored_table)
 
 
-def _store(
+def ingest_stream(
     store: EventStore,
-    valid: ValidBatch,
-    positions: Sequence[int],
-    rejected: list[Rejection],
-    on_stored: Callable[[Sequence[BehaviourEvent]], None] | None,
+    batches: Iterable[CheckedBatch],
+    *,
+    on_stored: Callable[[Sequence[BehaviourEvent]], None] | None = None,
     on_stored_table: Callable[[pa.Table], None] | None = None,
-) -> IngestReport:
-    """Store the valid events once each: repeats inside the batch and ids already stored
-    count as duplicates when their digest matches, as conflicts when it does not."""
-    duplicates = 0
-    first: dict[str, int] | None = None
-    digests: list[str] | None = None
+) -> Generator[IngestReport, None, None]:
+    """`ingest_batch` for each of `batches` in turn, one report each, in order; the next
+    batch is taken from `batches` (so read and validated, when it is a lazy iterator of
+    `check_batch` calls) while the one before is being stored.
+
+    Storing happens on one writer thread, one batch at a time and in order, one
+    transaction each, exactly as a loop of `ingest_batch` calls would: a batch goes to
+    the writer only after the previous one's result is back and its report was taken,
+    and a report (and `on_stored`, in this thread) comes only after its batch is
+    durable. So a consumer that stops taking reports leaves no batch stored unreported,
+    and an error in the writer is raised here, at its batch's report. An error while
+    taking the next batch is raised after the report of the batch in the writer's hands
+    (as a loop would report that batch before reading the next): nothing is left
+    running."""
+    batches = iter(batches)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-writer") as writer:
+        pending: tuple[_Plan, Future[AppendResult]] | None = None
+        while True:
+            try:
+                batch = next(batches, None)  # read and validated while `pending` is stored
+            except BaseException:
+                if pending is not None:  # its report first, as a loop of batches would
+                    yield _settle(pending[0], pending[1].result(), on_stored, on_stored_table)
+                raise
+            if pending is not None:
+                yield _settle(pending[0], pending[1].result(), on_stored, on_stored_table)
+            if batch is None:
+                return
+            plan = _plan(batch)
+            pending = plan, writer.submit(_append, store, plan.fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A batch with the repeats inside it told apart: `fresh` (each id once) goes to the
+    store; `first` maps each id to its first row (None when no id repeats)."""
+
+    batch: CheckedBatch
+    fresh: ValidBatch
+    first: dict[str, int] | None
+    digests: list[str] | None
+    duplicates: int
+    rejected: tuple[Rejection, ...]
+
+
+def _plan(batch: CheckedBatch) -> _Plan:
+    """Repeats inside the batch count as duplicates when their digest matches the first
+    row with that id, as conflicts when it does not; the first row of each id is kept."""
+    valid, positions = batch.valid, batch.indexes
     if pc.count_distinct(valid.table.column("event_id")).as_py() == len(valid):
-        fresh = valid  # the common case, told by Arrow: no id repeats inside the batch
-    else:
-        ids, digests = valid.event_ids, valid.digests
-        first = {}
-        for row, (event_id, digest) in enumerate(zip(ids, digests, strict=True)):
-            earlier = first.get(event_id)
-            if earlier is None:
-                first[event_id] = row
-            elif digests[earlier] == digest:
-                duplicates += 1
-            else:
-                rejected.append(_conflict(positions[valid.positions[row]], event_id))
-        fresh = valid if len(first) == len(valid) else valid.take(list(first.values()))
-    result = _append(store, fresh)
+        # The common case, told by Arrow: no id repeats inside the batch.
+        return _Plan(batch, valid, None, None, 0, batch.rejected)
+    rejected = list(batch.rejected)
+    ids, digests = valid.event_ids, valid.digests
+    first: dict[str, int] = {}
+    duplicates = 0
+    for row, (event_id, digest) in enumerate(zip(ids, digests, strict=True)):
+        earlier = first.get(event_id)
+        if earlier is None:
+            first[event_id] = row
+        elif digests[earlier] == digest:
+            duplicates += 1
+        else:
+            rejected.append(_conflict(positions[valid.positions[row]], event_id))
+    fresh = valid if len(first) == len(valid) else valid.take(list(first.values()))
+    return _Plan(batch, fresh, first, digests, duplicates, tuple(rejected))
+
+
+def _settle(
+    plan: _Plan,
+    result: AppendResult,
+    on_stored: Callable[[Sequence[BehaviourEvent]], None] | None,
+    on_stored_table: Callable[[pa.Table], None] | None,
+) -> IngestReport:
+    """The batch's report once the store has answered: ids it already held count as
+    duplicates when their digest matches, as conflicts when it does not; the rows stored
+    now go to `on_stored` and `on_stored_table`."""
+    valid, positions = plan.batch.valid, plan.batch.indexes
+    duplicates, rejected = plan.duplicates, list(plan.rejected)
     if result.existing:
+        first, digests = plan.first, plan.digests
         if first is None or digests is None:
             first = {event_id: row for row, event_id in enumerate(valid.event_ids)}
             digests = valid.digests
@@ -112,10 +201,10 @@ def _store(
                 rejected.append(_conflict(positions[valid.positions[row]], event_id))
     rejected.sort(key=lambda rejection: rejection.index)
     if (on_stored is not None or on_stored_table is not None) and result.inserted:
-        stored = fresh
+        stored = plan.fresh
         if result.existing:
-            stored = fresh.take(
-                [row for row, i in enumerate(fresh.event_ids) if i not in result.existing]
+            stored = stored.take(
+                [row for row, i in enumerate(stored.event_ids) if i not in result.existing]
             )
         if on_stored is not None:
             on_stored(stored.events())

@@ -4,21 +4,22 @@
 `event_id`: the primary key is what makes storage exactly-once (an insert of a stored id
 does nothing, `ON CONFLICT DO NOTHING`), and one transaction per batch is what makes a
 crash harmless (a batch is all there or not there). The `(customer_id, occurred_at)`
-index serves single-customer look-ups. On PostgreSQL the batch's ids are looked up, and
-the new rows go straight into the table with one `COPY` (see `_copy`; through a temporary
-table and one `INSERT … SELECT … ON CONFLICT DO NOTHING` only when another writer stored
-one of them meanwhile). On SQLite a batch whose first id is new is inserted first and
-looked up only if some row was already there (`_insert_first`); the rows are inserted
-with one `executemany` per set of empty fields, naming only the columns that have values
-(see `_insert`).
+index serves single-customer look-ups. On PostgreSQL a batch whose first id is new goes
+straight into the table with one binary `COPY` (see `_copy`, `_copy_data`); a batch whose
+first id is stored (a retry) is looked up first and only its new rows are copied; and
+when the COPY meets a stored id after all (a batch that is partly a retry, or another
+writer), the batch goes through a temporary table and one `INSERT … SELECT … ON CONFLICT
+DO NOTHING`. On SQLite a batch whose first id is new is inserted first and looked up
+only if some row was already there (`_insert_first`); the rows are inserted with one
+`executemany` per set of empty fields, naming only the columns that have values (see
+`_insert`).
 """
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +27,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -117,11 +117,14 @@ class SqlEventStore:
         ids: list[str] = table.column("event_id").to_pylist()
         with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                existing = _digests(connection, ids)
+                # A batch whose first id is new is most likely all new: straight to COPY,
+                # which fails (and falls back, see `_copy`) if any id was stored after all.
+                existing = _digests(connection, ids) if _stored(connection, ids[0]) else {}
                 inserted = _copy(connection, table, now, existing)
                 if len(inserted) + len(existing) < len(ids):
-                    # Another writer stored some of the ids between the look-up and the
-                    # insert: name them too (their digests are committed or ours to wait on).
+                    # Some ids were stored already, or another writer stored them between
+                    # the look-up and the insert: name them too (their digests are committed
+                    # or ours to wait on).
                     missing = [i for i in ids if i not in inserted and i not in existing]
                     existing |= _digests(connection, missing)
             else:
@@ -279,14 +282,14 @@ _NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
 def _copy(
     connection: Connection, table: pa.Table, now: datetime, stored: dict[str, str]
 ) -> set[str]:
-    """PostgreSQL: store the rows whose ids the look-up did not find; the ids stored.
+    """PostgreSQL: store the rows whose ids are not in `stored`; the ids stored.
 
-    The rows go straight into `behaviour_events` with one `COPY` (CSV written by Arrow),
+    The rows go straight into `behaviour_events` with one binary `COPY` (`_copy_data`),
     inside a savepoint: that is the cheapest way in (about a third less server CPU than
     through a staging table, measured) and COPY either stores every row or none. An id
-    that another writer stored after the look-up makes it fail with a unique violation;
-    the batch then goes through the staging table (`_copy_insert`), which skips stored
-    ids one by one."""
+    that is stored already (not looked up, or stored by another writer after the look-up)
+    makes it fail with a unique violation; the batch then goes through the staging table
+    (`_copy_insert`), which skips stored ids one by one."""
     ids: list[str] = table.column("event_id").to_pylist()
     if stored:
         table = table.filter(pa.array([i not in stored for i in ids], type=pa.bool_()))
@@ -295,11 +298,11 @@ def _copy(
         return set()
     from psycopg.errors import UniqueViolation  # only a PostgreSQL engine gets here
 
-    data = _csv(table, now)
+    data = _copy_data(table, now)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     cursor.execute("SAVEPOINT behaviour_events_copy")
     try:
-        with cursor.copy(f"COPY behaviour_events ({_NAMES}) FROM STDIN (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY behaviour_events ({_NAMES}) FROM STDIN (FORMAT binary)") as copy:
             copy.write(data)
     except UniqueViolation:
         cursor.execute("ROLLBACK TO SAVEPOINT behaviour_events_copy")
@@ -308,35 +311,82 @@ def _copy(
     return set(ids)
 
 
-def _csv(table: pa.Table, now: datetime) -> memoryview:
-    """The rows as CSV in `_COLUMNS` order (the batch's fields, digest, `now`).
+#: PostgreSQL's binary COPY format: the file header (signature, no flags, no extension),
+#: the end-of-data marker, and the field that stands for a NULL (length -1).
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_COPY_NULL = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
+_FIELD_COUNT = pa.scalar(len(_COLUMNS).to_bytes(2, "big"), pa.binary())
+#: PostgreSQL counts dates and instants from 2000-01-01, Arrow from 1970-01-01 (UTC).
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_DAYS = 10_957
+_PG_EPOCH_MICROS = _PG_EPOCH_DAYS * 86_400_000_000
+#: Bytes of each fixed-width field kind in the binary format (a whole number: as its column).
+_WIDTHS = {FieldKind.TIMESTAMP: 8, FieldKind.DATE: 4, FieldKind.BOOL: 1}
 
-    Instants are written as UTC text with an explicit `+00:00` first: Arrow's CSV writer
-    formats a zoned timestamp column about ten times slower than the rest of the row
-    together (3 µs an event, measured), and the offset keeps PostgreSQL from reading the
-    text in the session's time zone."""
-    columns = [
-        _utc_offset_text(table.column(name)) if kind is FieldKind.TIMESTAMP else table.column(name)
-        for name, kind in EVENT_FIELDS
-    ]
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
-    stamped = pa.Table.from_arrays(
-        [*columns, table.column("digest"), pa.array([stamp] * table.num_rows, pa.string())],
-        names=_COLUMNS,
+
+def _copy_data(table: pa.Table, now: datetime) -> bytes:
+    """The rows in PostgreSQL's binary COPY format, in `_COLUMNS` order (the batch's
+    fields, digest, `now`), built by Arrow without a Python object per value.
+
+    Binary COPY spares the server the parsing of text (instants above all): about a fifth
+    less server CPU than CSV for the same rows, measured. Each field is a 4-byte
+    big-endian length (-1 for NULL) and the value's bytes: text as UTF-8, whole numbers,
+    dates (days) and instants (microseconds since 2000-01-01 UTC) big-endian. Every row
+    is the join of its fields' pieces (`binary_join_element_wise`, NULL pieces empty)."""
+    pieces: list[pa.Array | pa.Scalar] = [_FIELD_COUNT]
+    for name, kind in EVENT_FIELDS:
+        column = table.column(name).combine_chunks()
+        if column.null_count == len(column):
+            pieces.append(_COPY_NULL)  # a field no row of the batch has
+        else:
+            pieces.extend(_binary_field(column, kind, _width(name, kind)))
+    pieces.extend(_binary_field(table.column("digest").combine_chunks(), FieldKind.STRING, 0))
+    micros = (now - _PG_EPOCH) // timedelta(microseconds=1)
+    pieces.append(pa.scalar(b"\x00\x00\x00\x08" + micros.to_bytes(8, "big"), pa.binary()))
+    rows = pc.binary_join_element_wise(*pieces, b"", null_handling="replace", null_replacement=b"")
+    _, offset_buffer, data_buffer = rows.buffers()
+    offsets = np.frombuffer(offset_buffer, np.int32, count=len(rows) + 1, offset=rows.offset * 4)
+    return b"".join(
+        (_COPY_HEADER, memoryview(data_buffer)[offsets[0] : offsets[-1]], _COPY_TRAILER)
     )
-    buffer = io.BytesIO()
-    pa_csv.write_csv(stamped, buffer, pa_csv.WriteOptions(include_header=False))
-    return buffer.getbuffer()
 
 
-def _utc_offset_text(instants: pa.ChunkedArray) -> pa.ChunkedArray:
-    """UTC instants as "YYYY-MM-DD HH:MM:SS.ffffff+00:00" (nulls stay null)."""
-    text: pa.ChunkedArray = pc.binary_join_element_wise(utc_text(instants), "+00:00", "")
-    return text
+def _width(name: str, kind: FieldKind) -> int:
+    """Bytes of a fixed-width field (0 for text): a whole number takes its column's type."""
+    if kind is FieldKind.INT64:
+        column_type = behaviour_events.c[name].type
+        return 8 if isinstance(column_type, BigInteger) else 4
+    return _WIDTHS.get(kind, 0)
 
 
-def _copy_insert(connection: Connection, data: memoryview) -> set[str]:
-    """COPY the batch (`_csv`) into a temporary table, then insert the ids not stored yet
+def _binary_field(column: pa.Array, kind: FieldKind, width: int) -> list[pa.Array]:
+    """A column's pieces of each row: the lengths, then the values (NULL where absent)."""
+    if kind is FieldKind.STRING:
+        text = column.cast(pa.binary())
+        return [_lengths(pc.binary_length(text).fill_null(-1).to_numpy()), text]
+    if kind is FieldKind.TIMESTAMP:
+        values = column.cast(pa.int64()).fill_null(0).to_numpy() - _PG_EPOCH_MICROS
+    elif kind is FieldKind.DATE:
+        values = column.cast(pa.int32()).fill_null(0).to_numpy() - _PG_EPOCH_DAYS
+    else:  # whole numbers and booleans (as 0/1)
+        values = column.cast(pa.int64()).fill_null(0).to_numpy()
+    size = len(column)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if column.null_count else None
+    data = pa.py_buffer(values.astype(f">i{width}" if width > 1 else np.int8).tobytes())
+    fixed = pa.Array.from_buffers(pa.binary(width), size, [bitmap, data])
+    return [_lengths(np.where(valid, width, -1)), fixed.cast(pa.binary())]
+
+
+def _lengths(lengths: np.ndarray) -> pa.Array:
+    """4-byte big-endian lengths, one binary value per row."""
+    data = pa.py_buffer(lengths.astype(">i4").tobytes())
+    return pa.Array.from_buffers(pa.binary(4), len(lengths), [None, data]).cast(pa.binary())
+
+
+def _copy_insert(connection: Connection, data: bytes) -> set[str]:
+    """COPY the batch (`_copy_data`) into a temporary table, then insert the ids not stored yet
     in one statement; `RETURNING` names the ids that were new."""
     names = _NAMES
     connection.exec_driver_sql(
@@ -344,7 +394,9 @@ def _copy_insert(connection: Connection, data: memoryview) -> set[str]:
         "(LIKE behaviour_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY behaviour_events_incoming ({names}) FROM STDIN (FORMAT csv)") as copy:
+    with cursor.copy(
+        f"COPY behaviour_events_incoming ({names}) FROM STDIN (FORMAT binary)"
+    ) as copy:
         copy.write(data)
     # On the driver's cursor: its fetchall reads the returned ids in one go (SQLAlchemy's
     # result would wrap every row).
@@ -354,6 +406,13 @@ def _copy_insert(connection: Connection, data: memoryview) -> set[str]:
         "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
     return {str(event_id) for (event_id,) in cursor.fetchall()}
+
+
+def _stored(connection: Connection, event_id: str) -> bool:
+    """PostgreSQL: whether `event_id` is stored (one primary-key probe)."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute("SELECT 1 FROM behaviour_events WHERE event_id = %s", (event_id,))
+    return cursor.fetchone() is not None
 
 
 def _digests(
