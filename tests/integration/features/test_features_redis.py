@@ -125,17 +125,58 @@ def test_writers_compacting_the_same_customers_at_once_lose_and_repeat_nothing(
 def test_a_compaction_based_on_a_stale_version_is_refused(store: RedisFeatureStore) -> None:
     store.apply(payments(5))
     store.compact("A")
-    store.apply(payments(3))
+    store.apply(payments(3))  # one batch: one pending entry
     keys = store._compaction_keys(["A"])
     pending, version = keys[0], keys[1]
     current = store.client.get(version)
 
-    written = store._compare_and_set_many(keys=keys, args=[b"", b"other:1", b"{}", 3])
+    written = store._compare_and_set_many(keys=keys, args=[b"", b"other:1", b"{}", 1])
 
     assert written == [0]
     assert store.client.get(version) == current
-    assert store.client.llen(pending) == 3
+    assert store.client.llen(pending) == 1
     assert store.read("A", AS_OF)["payment_count_365d"] == 8
+
+
+def test_a_batch_appends_one_pending_entry_per_customer(store: RedisFeatureStore) -> None:
+    """Each customer's events of a batch go into its pending list as one entry, and a read
+    folds every event of every entry."""
+    batches = [payments(3), payments(4), payments(2)]
+    for batch in batches:
+        store.apply(batch)
+
+    assert store.client.llen(f"{store.prefix}:pending:A") == len(batches)
+    assert store.read("A", AS_OF)["payment_count_365d"] == 3 + 4 + 2
+    assert store.compact("A") == 3 + 4 + 2
+
+
+def test_a_writer_in_step_writes_the_state_with_the_batch_in_one_call(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer in step with a customer whose pending events reach `COMPACT_AT` writes the
+    folded state in the same script call that would have appended the batch: no second
+    call, no pending entry left."""
+    store.apply(payments(COMPACT_AT - 1))
+    calls: list[str] = []
+    script, compare_and_set = store._script, store._compare_and_set_many
+
+    def counted_script(*args: Any, **kwargs: Any) -> Any:
+        calls.append("write")
+        return script(*args, **kwargs)
+
+    def counted_compare_and_set(*args: Any, **kwargs: Any) -> Any:
+        calls.append("compare-and-set")
+        return compare_and_set(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_script", counted_script)
+    monkeypatch.setattr(store, "_compare_and_set_many", counted_compare_and_set)
+
+    store.apply(payments(1))
+
+    assert calls == ["write"]
+    assert store.client.llen(f"{store.prefix}:pending:A") == 0
+    assert store.client.exists(f"{store.prefix}:state:A") == 1
+    assert store.read("A", AS_OF)["payment_count_365d"] == COMPACT_AT
 
 
 def test_a_writer_folds_into_the_state_it_wrote_without_decoding_it_again(
@@ -272,27 +313,73 @@ def test_a_writer_holding_a_state_sees_the_keys_cleared_under_it(
     assert store.read("A", AS_OF) == reference.read("A", AS_OF)
 
 
-def test_a_compaction_whose_write_failed_folds_its_events_once_when_retried(
-    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("lost", ["before the write", "after the write"])
+def test_a_write_whose_call_failed_folds_its_events_once(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch, lost: str
 ) -> None:
-    """The state a writer holds is folded into only once it is out of the cache: a write
-    that fails leaves the events pending and no half-written state behind."""
+    """The state a writer holds is folded into only once it is out of the cache: whether
+    the connection was lost before the script ran (the batch is then sent again, as
+    ingestion retries a failed hand-over) or after it ran (its reply is lost), no event is
+    folded twice and none is lost."""
     events = history() + payments(3 * COMPACT_AT)
     first, second, third = events[:-40], events[-40:-20], events[-20:]
     store.apply(first)
-    write = store._compare_and_set_many
+    script = store._script
 
-    def fail(*args: object, **kwargs: object) -> object:
-        raise redis.ConnectionError("lost the connection before the write")
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        if lost == "after the write":
+            script(*args, **kwargs)
+        raise redis.ConnectionError(f"lost the connection {lost}")
 
-    monkeypatch.setattr(store, "_compare_and_set_many", fail)
+    monkeypatch.setattr(store, "_script", fail)
     with pytest.raises(redis.ConnectionError):
         store.apply(second)
-    monkeypatch.setattr(store, "_compare_and_set_many", write)
+    monkeypatch.setattr(store, "_script", script)
+    if lost == "before the write":
+        store.apply(second)
     store.apply(third)
     store.compact("A")
 
     reference = InMemoryFeatureStore()
     reference.apply(events)
     for customer in ("A", "B", "C", "X"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
+def test_a_batch_writes_at_most_script_states_states_per_call(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five customers whose pending events all reach `COMPACT_AT` in one batch are written
+    in calls of at most two states each (`SCRIPT_STATES` = 2 here), and read like the
+    in-process store."""
+    monkeypatch.setattr(redis_store, "SCRIPT_STATES", 2)
+    customers = ["P", "Q", "R", "S", "T"]
+    events = [
+        event(
+            customer,
+            EventType.ORDER,
+            at(-1 - n),
+            event_id=f"pay-{next(_payment_ids)}",
+            amount_minor=100 + n,
+            category=f"k{n % 4}",
+        )
+        for n in range(COMPACT_AT)
+        for customer in customers
+    ]
+    calls: list[int] = []
+    script = store._script
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(kwargs["args"]))
+        return script(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_script", counted)
+
+    store.apply(events)
+
+    assert len(calls) == 3  # 2 + 2 + 1 states
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    for customer in customers:
+        assert store.client.llen(f"{store.prefix}:pending:{customer}") == 0
         assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)

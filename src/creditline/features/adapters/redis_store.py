@@ -10,48 +10,55 @@ store with another layout never reads these keys, it starts empty and is fed aga
   every rewrite (the writer's random id and a counter: never reused, not even after
   `clear`), which makes the rewrite a compare-and-set;
 - `{prefix}:pending:{customer_id}`: a list of the customer's events not yet folded in,
-  one compact JSON array each;
+  one entry per batch that had events of the customer: those events as compact JSON
+  arrays separated by commas (so the entries of a list, joined by commas in brackets,
+  are one JSON array of all its events);
 - `{prefix}:devices:{customer_id}`, `{prefix}:partners:{customer_id}`: sets of the devices
   the customer logged in on and of its transfer counterparties (so a read can fetch the
   graph facts it needs inside Redis, without first decoding the state);
 - `{prefix}:device:{device_id}`: hash customer id → day of that customer's first login;
 - `{prefix}:flag`: hash customer id → day of the customer's first flag event.
 
-**Writing is an append, and a batch costs one round trip per `SCRIPT_CUSTOMERS` of its
-customers, plus one per `SCRIPT_STATES` states it writes.** `apply` groups the batch by
-customer and sends script calls that do one `RPUSH` of all its events per customer, one
-`SADD` per set and keep every index minimum (minima commute, so concurrent writers need
-no transaction). Each call is short, so a reader never waits behind a whole batch
-(Redis runs one script at a time).
+**A batch costs one round trip per `SCRIPT_CUSTOMERS` of its customers.** `apply` folds
+the batch into the states the writer holds, groups it by customer and sends script calls
+that, per customer, either append its events as one pending entry or, when its pending
+events reach `compact_at`, write its folded state in their place; one `SADD` per set and
+every index minimum kept (minima commute, so concurrent writers need no transaction).
+The customers' keys are built inside the script from the prefix and the customer id.
+Each call is short, so a reader never waits behind a whole batch (Redis runs one script
+at a time).
 
 **A writer folds a batch into the states it holds while it is in step with Redis.** It
 keeps, per customer (up to `cached_states` of them, least recently folded dropped
 first), the version token of the stored state and that state with the first n pending
-events folded in, all of them appended by this writer. The append script checks, per
-customer, that the stored version is still that token and that the list held exactly
-those n events before this append (a customer the writer does not hold is expected to
-have neither state nor pending events: a new customer is in step from its first event).
-In step, the writer folds the batch's rows into the state it holds, without reading or
-decoding anything back; when the pending list reaches `compact_at`, one compare-and-set
-script call writes each such state, sets its new version and trims exactly the events
-folded in (appends go to the tail, so none is lost). Versions are never reused, so a
-state is never mistaken for another writer's. Out of step (another writer appended or
-compacted meanwhile), a customer whose list reached `compact_at` comes back as a
-consistent snapshot of its version, state and pending events (a script runs
+entries folded in, all of them appended by this writer (and how many events those hold).
+A customer the writer does not hold is expected to have neither state nor pending
+entries: a new customer is in step from its first event. The batch's rows are folded
+into those states (a new one for a customer not held) before the call, without reading
+or decoding anything back. The script checks, per customer, that the stored version is
+still the one the writer holds and that the list holds exactly its n entries. In step,
+the entry is appended, or, if the writer sent a state (its pending events reached
+`compact_at`), that state is written, its new version set and the pending list deleted
+(every entry in it is folded into that state), all in the same call. Out of step
+(another writer appended or compacted meanwhile), the entry is appended and the state
+folded for it dropped; a customer whose list reached `compact_at` entries comes back as
+a consistent snapshot of its version, state and pending entries (a script runs
 atomically), which is decoded (one `orjson.loads` for all the events) and folded as one
-batch (`OnlinePlan.apply_columns`: the same state as folding them one by one). A
-customer whose version moved before the compare-and-set is retried through
-`compact_many`, which reads a fresh snapshot. A state is taken out of the cache before
-it is folded and put back only once it matches Redis again (its events appended, its
-compare-and-set done), so a failed or interrupted write never leaves behind a state
-ahead of or behind what Redis holds.
+batch (`OnlinePlan.apply_columns`: the same state as folding them one by one), then
+written by a compare-and-set script call that trims exactly the entries folded in
+(appends go to the tail, so none is lost). Versions are never reused, so a state is
+never mistaken for another writer's. A customer whose version moved before that
+compare-and-set is retried through `compact_many`, which reads a fresh snapshot. A state
+is taken out of the cache before it is folded and put back only once the script has
+confirmed that Redis matches it, so a failed or interrupted call (whether or not the
+script ran) never leaves behind a state ahead of or behind what Redis holds.
 
-A read is one round trip: a script returns, atomically, the state, the fewer than
-`compact_at` pending events (folded in memory as one batch of columns), every device
-hash of the customer's devices and the flags of all its device neighbours and transfer
-partners. It never reads the customer's history. (The scripts read keys they did not
-declare, so the store wants a single Redis, not a cluster; a cluster would need hash
-tags.)
+A read is one round trip: a script returns, atomically, the state, the pending entries
+(fewer than `compact_at` events from a writer in step, fewer than `compact_at` entries
+otherwise; folded in memory as one batch of columns), every device hash of the
+customer's devices and the flags of all its device neighbours and transfer partners. It
+never reads the customer's history. (The scripts read keys they did not declare, so the
+store wants a single Redis, not a cluster; a cluster would need hash tags.)
 """
 
 from __future__ import annotations
@@ -60,9 +67,9 @@ import itertools
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -78,9 +85,9 @@ from creditline.features.domain.online import (
     OnlinePlan,
 )
 
-#: Customers per append script call, and states per compare-and-set call: Redis runs one
-#: script at a time, so a read waits behind at most one of these (~0.5 ms of Redis work
-#: each), never behind a whole batch.
+#: Customers per write script call, and states per write or compare-and-set call: Redis
+#: runs one script at a time, so a read waits behind at most one of these (~0.5 ms of
+#: Redis work each), never behind a whole batch.
 SCRIPT_CUSTOMERS = 128
 SCRIPT_STATES = 32
 #: Pending events that trigger a fold into the state (the default of `compact_at`); also
@@ -92,48 +99,62 @@ COMPACT_AT = 16
 CACHED_STATES = 4_096
 MAX_RETRIES = 20
 
-# KEYS: pending, version and state of each customer of the call, then the sets to add
-# to, then the index hashes to keep minima in. ARGV: the number of customers and
-# COMPACT_AT; then for each customer the version of the state the writer holds ('' if
-# none: it then expects a customer without state or pending events), how many pending
-# events that state holds already, and its events (their number, then the events); then
-# (optional) the number of sets; for each set the number of members and the members; for
-# each hash the number of pairs and its
-# field, day pairs (a day is written only if the field has none or a later one: minima
-# commute, so concurrent writers need no transaction). RPUSH and SADD go in chunks that
-# stay within Lua's unpack limit. Returns, for each customer, its pending list's length
-# if the writer is in step with it (the version is the one it holds and the list held
-# only the events it holds before these), else 0 if that list is shorter than
-# COMPACT_AT, else {version, state (nil if missing), pending events}.
-_APPEND = """
-local customers = tonumber(ARGV[1])
-local compact_at = tonumber(ARGV[2])
-local a = 3
+# KEYS: the sets to add to, then the index hashes to keep minima in (the customers' own
+# keys are built here from the prefix). ARGV: the prefix, the number of customers and
+# COMPACT_AT; then for each customer its id, the version of the state the writer holds
+# ('' if none: it then expects a customer without state or pending events), how many
+# pending entries that state holds already, the customer's events of the batch as one
+# entry, and the new version of the state ('' if none) followed, if there is one, by
+# that state (the held one with the batch folded in); then (optional) the number of
+# sets; for each set the number of members and the members; for each hash the number of
+# pairs and its field, day pairs (a day is written only if the field has none or a later
+# one: minima commute, so concurrent writers need no transaction). SADD goes in chunks
+# that stay within Lua's unpack limit.
+#
+# A customer the writer is in step with (the version is the one it holds and the list
+# holds exactly the entries it holds) and sends a new state for has that state written,
+# its version set and its pending list deleted (every entry is folded into that state);
+# any other customer has the entry appended. Returns, for each customer, 1 if the writer
+# was in step with it, else 0 if its list is shorter than COMPACT_AT, else {version,
+# state (nil if missing), pending entries}.
+_WRITE = """
+local prefix = ARGV[1]
+local customers = tonumber(ARGV[2])
+local compact_at = tonumber(ARGV[3])
+local a = 4
 local out = {}
 for c = 1, customers do
-  local pending = KEYS[3 * c - 2]
-  local held = ARGV[a]
-  local folded = tonumber(ARGV[a + 1])
-  local n = tonumber(ARGV[a + 2])
-  a = a + 3
-  local last = a + n - 1
-  local length = 0
-  for first = a, last, 1000 do
-    length = redis.call('RPUSH', pending, unpack(ARGV, first, math.min(first + 999, last)))
+  local id = ARGV[a]
+  local pending = prefix .. ':pending:' .. id
+  local version_key = prefix .. ':version:' .. id
+  local held, entries, token = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 4]
+  local in_step = false
+  if token ~= '' then
+    in_step = redis.call('LLEN', pending) == entries
+      and (redis.call('GET', version_key) or '') == held
   end
-  a = last + 1
-  local version = false
-  if length - n == folded then version = redis.call('GET', KEYS[3 * c - 1]) or '' end
-  if version == held then
-    out[c] = length
-  elseif length >= compact_at then
-    version = version or redis.call('GET', KEYS[3 * c - 1]) or ''
-    out[c] = {version, redis.call('GET', KEYS[3 * c]), redis.call('LRANGE', pending, 0, -1)}
+  if in_step then
+    redis.call('SET', prefix .. ':state:' .. id, ARGV[a + 5])
+    redis.call('SET', version_key, token)
+    redis.call('DEL', pending)
+    out[c] = 1
   else
-    out[c] = 0
+    -- Appended first: the list held what the writer holds if it is one entry longer.
+    local length = redis.call('RPUSH', pending, ARGV[a + 3])
+    if token == '' and length - 1 == entries
+      and (redis.call('GET', version_key) or '') == held then
+      out[c] = 1
+    elseif length >= compact_at then
+      local version = redis.call('GET', version_key) or ''
+      local state = redis.call('GET', prefix .. ':state:' .. id)
+      out[c] = {version, state, redis.call('LRANGE', pending, 0, -1)}
+    else
+      out[c] = 0
+    end
   end
+  a = a + 5
+  if token ~= '' then a = a + 1 end
 end
-local k = 3 * customers
 local sets = tonumber(ARGV[a]) or 0
 a = a + 1
 for s = 1, sets do
@@ -141,11 +162,11 @@ for s = 1, sets do
   a = a + 1
   local last = a + n - 1
   for first = a, last, 1000 do
-    redis.call('SADD', KEYS[k + s], unpack(ARGV, first, math.min(first + 999, last)))
+    redis.call('SADD', KEYS[s], unpack(ARGV, first, math.min(first + 999, last)))
   end
   a = last + 1
 end
-for h = k + sets + 1, #KEYS do
+for h = sets + 1, #KEYS do
   local pairs = tonumber(ARGV[a])
   a = a + 1
   for i = 1, pairs do
@@ -221,14 +242,20 @@ return {state, pending, devices, flags}
 """
 
 # The version of the key layout below; bump it whenever the layout changes.
-KEY_PREFIX = "features:v4"
+KEY_PREFIX = "features:v5"
 
 # (customer, version, state as stored or None if missing, pending events) of a customer
 # to compact.
 _Snapshot = tuple[str, bytes, bytes | None, list[bytes]]
-# What a writer holds of a customer: the version of the stored state, and that state with
-# the first n pending events folded in (all of them appended by this writer), and n.
-_Held = tuple[bytes, CustomerState, int]
+# What a writer holds of a customer: the version of the stored state, that state with the
+# first n pending entries folded in (all of them appended by this writer), n, and how
+# many events those entries hold.
+_Held = tuple[bytes, CustomerState, int, int]
+# How a batch writes a customer: its id, its pending entry, the version and the number of
+# pending entries the writer holds, what the writer will hold once Redis confirms it was
+# in step (None: nothing), and the state to write in place of the entry (None: append).
+_Planned = tuple[str, bytes, bytes, int, _Held | None, CustomerState | None]
+_T = TypeVar("_T")
 
 
 class RedisFeatureStore:
@@ -246,7 +273,7 @@ class RedisFeatureStore:
         self.plan = plan or OnlinePlan.of()
         self.cached_states = cached_states
         self.compact_at = compact_at
-        self._append = client.register_script(_APPEND)
+        self._script = client.register_script(_WRITE)
         self._read_many = client.register_script(_READ_MANY)
         self._compare_and_set_many = client.register_script(_COMPARE_AND_SET_MANY)
         self._read = client.register_script(_READ)
@@ -277,105 +304,120 @@ class RedisFeatureStore:
         return self.apply_columns(columns_from_table(table))
 
     def apply_columns(self, columns: EventColumns) -> int:
-        """Append a batch given as columns (mirrors included), fold it into the states this
-        writer holds in step with Redis, and fold the other customers whose pending lists
-        reached `compact_at` from a snapshot.
+        """Fold a batch given as columns (mirrors included) into the states this writer
+        holds (a new one for a customer it does not), then write it in script calls of at
+        most `SCRIPT_CUSTOMERS` customers and `SCRIPT_STATES` states: each customer's
+        events as one pending entry, or, for a customer whose pending events reach
+        `compact_at`, its folded state instead, if Redis still holds what the writer holds
+        (else the entry is appended and the folded state dropped). Customers another
+        writer moved are folded from a snapshot once their pending lists reach
+        `compact_at` entries.
 
-        The appends go in script calls of at most `SCRIPT_CUSTOMERS` customers each (the
-        last one also adds to the sets and keeps the index minima): Redis runs a script
-        without interruption, so a reader waits for at most one short script, not for the
-        whole batch."""
+        Redis runs a script without interruption, so a reader waits for at most one short
+        script, not for the whole batch."""
         if not len(columns):
             return 0
-        customers = columns.customer_id
-        encoded = _encode_rows(columns)
-        pushed: dict[str, list[bytes]] = {}
-        for row in columns.order:
-            customer = customers[row]
-            events = pushed.get(customer)
-            if events is None:
-                pushed[customer] = [encoded[row]]
-            else:
-                events.append(encoded[row])
-        held = self._held(pushed)
-        extra_keys, extra_args = self._index_updates(columns)
-        order = list(pushed)
-        replies: list[Any] = []
-        for start in range(0, len(order), SCRIPT_CUSTOMERS):
-            part = order[start : start + SCRIPT_CUSTOMERS]
-            keys = self._compaction_keys(part)
-            args: list[bytes | str | int] = [len(part), self.compact_at]
-            for customer in part:
-                events, entry = pushed[customer], held.get(customer)
-                version, folded = (b"", 0) if entry is None else (entry[0], entry[2])
-                args += [version, folded, len(events), *events]
-            if start + SCRIPT_CUSTOMERS >= len(order):
-                keys += extra_keys
-                args += extra_args
-            replies += self._append(keys=keys, args=args)
-        in_step: dict[str, int] = {}
+        entries, sizes = _encode_entries(columns)
+        # Out of the cache before they are folded: put back only once Redis matches them.
+        held = self._take_many(entries)
+        states = self._fold_held(columns, held, sizes)
+        planned = [
+            self._plan_write(customer, entry, held[customer], states.get(customer), sizes[customer])
+            for customer, entry in entries.items()
+        ]
+        kept: list[tuple[str, _Held]] = []
         due: list[_Snapshot] = []
-        for customer, reply in zip(order, replies, strict=True):
-            if isinstance(reply, list):
-                due.append((customer, *reply))
-            elif reply:
-                in_step[customer] = reply
+        parts = _slices(planned, lambda plan: plan[5] is not None)
+        for index, part in enumerate(parts):
+            replies = self._write_part(part, columns if index == len(parts) - 1 else None)
+            for plan, reply in zip(part, replies, strict=True):
+                customer, then = plan[0], plan[4]
+                if isinstance(reply, list):
+                    due.append((customer, *reply))
+                elif reply and then is not None:
+                    kept.append((customer, then))
+        self._keep_many(kept)
         again: list[str] = []
-        if in_step:
-            again += self._fold_in_step(columns, in_step, held, len(order))
         for start in range(0, len(due), SCRIPT_STATES):
             again += self._fold_and_write(due[start : start + SCRIPT_STATES])[1]
         if again:
             self.compact_many(again)
         return len(columns)
 
-    def _fold_in_step(
+    def _plan_write(
+        self,
+        customer: str,
+        entry: bytes,
+        held: _Held | None,
+        state: CustomerState | None,
+        size: int,
+    ) -> _Planned:
+        """How to write a customer whose batch (`entry`, `size` events) was folded into
+        `state` (None: not folded) from what the writer held of it."""
+        version, count, events = (b"", 0, 0) if held is None else _position(held)
+        if state is None:
+            return (customer, entry, version, count, None, None)
+        events += size
+        if events >= self.compact_at:
+            return (customer, entry, version, count, (self._token(), state, 0, 0), state)
+        return (customer, entry, version, count, (version, state, count + 1, events), None)
+
+    def _write_part(
+        self,
+        part: Sequence[_Planned],
+        indexed: EventColumns | None,
+    ) -> list[Any]:
+        """One `_WRITE` call for these planned customers (and, given `indexed`, the set and
+        index updates of those columns); returns its replies. A state to write goes with
+        the version token of what the writer will hold once it is written."""
+        args: list[bytes | str | int] = [self.prefix, len(part), self.compact_at]
+        for customer, entry, version, count, after, state in part:
+            args += [customer, version, count, entry]
+            if state is None or after is None:
+                args.append(b"")
+            else:
+                args += [after[0], _dump(state)]
+        keys: list[str] = []
+        if indexed is not None:
+            keys, extra = self._index_updates(indexed)
+            args += extra
+        replies: list[Any] = self._script(keys=keys, args=args)
+        return replies
+
+    def _fold_held(
         self,
         columns: EventColumns,
-        lengths: Mapping[str, int],
-        held: Mapping[str, _Held],
-        customers: int,
-    ) -> list[str]:
-        """Fold the batch's rows of the customers this writer is in step with (`lengths`:
-        each one's pending list length, all of it now folded) into the states it holds (a
-        new one for a new customer), then write those whose pending lists reached
-        `compact_at`; returns the customers to compact again (their version moved)."""
-        if self.cached_states <= 0:
-            # Nothing is kept: fold only the states that are written now.
-            lengths = {c: n for c, n in lengths.items() if n >= self.compact_at}
+        held: Mapping[str, _Held | None],
+        sizes: Mapping[str, int],
+    ) -> dict[str, CustomerState]:
+        """Fold the batch's rows into the states held (a new state for a customer not held,
+        which the writer expects to be new to Redis too); returns them by customer. Without
+        a cache, only the customers whose batch alone reaches `compact_at` are folded (a
+        state that is not written now would not be kept)."""
+        if self.cached_states > 0:
+            customers = list(held)
+        else:
+            customers = [c for c, entry in held.items() if sizes[c] >= self.compact_at]
         states: dict[str, CustomerState] = {}
-        versions: dict[str, bytes] = {}
-        # Out of the cache before they are folded; one that another thread of this writer
-        # moved meanwhile is left alone: its events stay pending for a later compaction.
-        for customer, entry in self._take_many(lengths).items():
-            if entry is not held.get(customer):
-                continue
+        for customer in customers:
+            entry = held[customer]
             states[customer] = self.plan.new_state() if entry is None else entry[1]
-            versions[customer] = b"" if entry is None else entry[0]
-        if not states:
-            return []
-        rows = columns if len(states) == customers else columns.of_customers(states)
-        self.plan.apply_columns(rows, states.__getitem__)
-        due, kept = [], []
-        for customer, state in states.items():
-            length = lengths[customer]
-            if length >= self.compact_at:
-                due.append((customer, versions[customer], state, length))
-            else:
-                kept.append((customer, (versions[customer], state, length)))
-        self._keep_many(kept)
-        again: list[str] = []
-        for start in range(0, len(due), SCRIPT_STATES):
-            again += self._write(due[start : start + SCRIPT_STATES])
-        return again
+        if states:
+            rows = columns if len(states) == len(held) else columns.of_customers(states)
+            self.plan.apply_columns(rows, states.__getitem__)
+        return states
+
+    def _token(self) -> bytes:
+        """A new version token: this writer's id and a counter, never reused."""
+        return f"{self._writer}:{next(self._writes)}".encode()
 
     def _write(self, folded: Sequence[tuple[str, bytes, CustomerState, int]]) -> list[str]:
-        """Compare-and-set (customer, version read, state, pending events folded) in one
+        """Compare-and-set (customer, version read, state, pending entries folded) in one
         script call; returns the customers whose version moved meanwhile."""
         written: list[tuple[str, bytes, CustomerState]] = []
         args: list[bytes | int] = []
         for customer, version, state, count in folded:
-            token = f"{self._writer}:{next(self._writes)}".encode()
+            token = self._token()
             written.append((customer, token, state))
             args += [version, token, _dump(state), count]
         keys = self._compaction_keys(customer for customer, *_ in folded)
@@ -383,7 +425,7 @@ class RedisFeatureStore:
         again = [customer for (customer, _, _), ok in zip(written, done, strict=True) if not ok]
         self._keep_many(
             [
-                (customer, (token, state, 0))
+                (customer, (token, state, 0, 0))
                 for (customer, token, state), ok in zip(written, done, strict=True)
                 if ok
             ]
@@ -391,7 +433,7 @@ class RedisFeatureStore:
         return again
 
     def _index_updates(self, columns: EventColumns) -> tuple[list[str], list[bytes | str | int]]:
-        """The keys and arguments of `_APPEND` after its customers: the sets (devices and
+        """The keys and arguments of `_WRITE` after its customers: the sets (devices and
         transfer partners of each customer) and the index minima (device logins, flags)."""
         customers = columns.customer_id
         devices, flags = self.plan.index_columns(columns)
@@ -456,35 +498,34 @@ class RedisFeatureStore:
         write them back with one compare-and-set script call; returns how many events each
         customer had pending, and the customers whose version moved meanwhile (to compact
         again). A state this writer holds in step with a snapshot (same version, and all
-        its pending events folded in already) is written as it is."""
+        its pending entries folded in already) is written as it is."""
         counts: dict[str, int] = {}
         states: dict[str, CustomerState] = {}
         versions: dict[str, bytes] = {}
-        rows: list[bytes] = []
+        entries: dict[str, int] = {}
+        rows: list[list[Any]] = []
         for customer, version, raw_state, pending in snapshots:
-            counts[customer] = len(pending)
+            counts[customer] = 0
             if not pending:
                 continue
             # Out of the cache before it is folded: put back only once written.
             entry = self._take(customer)
             if entry is not None and entry[0] == version and entry[2] == len(pending):
                 states[customer] = entry[1]
+                counts[customer] = entry[3]
             else:
                 states[customer] = self._load(raw_state)
-                rows += pending
+                own = _parse_entries(pending)
+                counts[customer] = len(own)
+                rows += own
             versions[customer] = version
+            entries[customer] = len(pending)
         if not states:
             return counts, []
         if rows:
-            self.plan.apply_columns(_decode_rows(rows), states.__getitem__)
-        again = self._write([(c, versions[c], state, counts[c]) for c, state in states.items()])
+            self.plan.apply_columns(_columns_of_rows(rows), states.__getitem__)
+        again = self._write([(c, versions[c], state, entries[c]) for c, state in states.items()])
         return counts, again
-
-    def _held(self, customers: Iterable[str]) -> dict[str, _Held]:
-        """What this writer holds of each of these customers, if anything."""
-        with self._cache_lock:
-            cache = self._cache
-            return {c: cache[c] for c in customers if c in cache}
 
     def _take(self, customer: str) -> _Held | None:
         return self._take_many([customer])[customer]
@@ -532,7 +573,7 @@ class RedisFeatureStore:
         )
         state = self._load(raw_state or None)
         if pending:
-            self.plan.apply_columns(_decode_rows(pending), lambda _: state)
+            self.plan.apply_columns(_columns_of_rows(_parse_entries(pending)), lambda _: state)
         by_device = {
             _text(device): {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
             for device, flat in devices
@@ -583,35 +624,72 @@ def _dump(state: CustomerState) -> bytes:
     return orjson.dumps(state.to_data())
 
 
-def _encode_rows(columns: EventColumns) -> list[bytes]:
-    """Each row (by row number) as a compact JSON array, fields in the order
-    `_decode_rows` reads them."""
+def _slices(items: Sequence[_T], heavy: Callable[[_T], bool]) -> list[list[_T]]:
+    """`items` in order, cut into slices of at most `SCRIPT_CUSTOMERS` items of which at
+    most `SCRIPT_STATES` are `heavy` (at least one slice, even if empty)."""
+    slices: list[list[_T]] = [[]]
+    weight = 0
+    for item in items:
+        extra = heavy(item)
+        if len(slices[-1]) >= SCRIPT_CUSTOMERS or weight + extra > SCRIPT_STATES:
+            slices.append([])
+            weight = 0
+        slices[-1].append(item)
+        weight += extra
+    return slices
+
+
+def _position(entry: _Held) -> tuple[bytes, int, int]:
+    """The version, pending entries and pending events of what a writer holds."""
+    return entry[0], entry[2], entry[3]
+
+
+def _encode_entries(columns: EventColumns) -> tuple[dict[str, bytes], dict[str, int]]:
+    """Each customer's rows, in order, as one pending entry (compact JSON arrays, fields in
+    the order `_columns_of_rows` reads them, separated by commas), and how many rows each
+    entry holds; customers in the order of their first row."""
     values = columns.values
-    rows = zip(
-        columns.event_id,
-        columns.customer_id,
-        columns.event_type,
-        columns.micros,
-        values["amount_minor"],
-        values["category"],
-        values["counterparty_id"],
-        values["device_id"],
-        values["is_sim_change"],
-        values["product_id"],
-        columns.due_day,
-        values["amount_due_minor"],
-        values["credit_limit_minor"],
-        strict=True,
+    rows = list(
+        zip(
+            columns.event_id,
+            columns.customer_id,
+            columns.event_type,
+            columns.micros,
+            values["amount_minor"],
+            values["category"],
+            values["counterparty_id"],
+            values["device_id"],
+            values["is_sim_change"],
+            values["product_id"],
+            columns.due_day,
+            values["amount_due_minor"],
+            values["credit_limit_minor"],
+            strict=True,
+        )
     )
+    customers = columns.customer_id
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for row in columns.order:
+        own = grouped.get(customers[row])
+        if own is None:
+            grouped[customers[row]] = [rows[row]]
+        else:
+            own.append(rows[row])
     dumps = orjson.dumps
-    return [dumps(row) for row in rows]
+    entries = {customer: dumps(own)[1:-1] for customer, own in grouped.items()}
+    return entries, {customer: len(own) for customer, own in grouped.items()}
 
 
-def _decode_rows(raws: Sequence[bytes | str]) -> EventColumns:
-    """Pending events (as `_encode_rows` wrote them) as columns, in the order given; they are
-    already mirrored, each stored under its own customer."""
-    text = b"[" + b",".join(r if isinstance(r, bytes) else r.encode() for r in raws) + b"]"
-    rows = orjson.loads(text)
+def _parse_entries(entries: Sequence[bytes | str]) -> list[list[Any]]:
+    """The rows of pending entries (as `_encode_entries` wrote them), in order."""
+    text = b"[" + b",".join(e if isinstance(e, bytes) else e.encode() for e in entries) + b"]"
+    rows: list[list[Any]] = orjson.loads(text)
+    return rows
+
+
+def _columns_of_rows(rows: list[list[Any]]) -> EventColumns:
+    """Parsed pending rows as columns, in the order given; they are already mirrored, each
+    stored under its own customer."""
     if not rows:
         return EventColumns.build(
             event_id=[],
