@@ -8,7 +8,10 @@ its TreeSHAP tables (`shap_tables.npz`, bounded by `GbmParams.table_entries`). B
 scorecard and GBM, the same run fits optbinning's BinningProcess + Scorecard with its
 defaults and LightGBM with its defaults on the same split. "sc refined" says whether the
 scorecard's points table was refined by boosted one-feature trees (and how many rounds),
-which the training part decides by cross-validation (`creditline.scoring.training.refine`).
+which the training part decides by cross-validation (`creditline.scoring.training.refine`);
+"sc pairs": how many pair tables (points per bin of A × bin of B) the scorecard carries
+and the rounds of depth-2 trees folded into them, decided the same way
+(`creditline.scoring.training.pairs`).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ def main() -> None:
             sc_folder = next(r.folder for r in artefacts if r.kind == "scorecard")
             sc_manifest = json.loads((sc_folder / "manifest.json").read_text())
             refinement = sc_manifest["parameters"].get("refinement", {})
+            pairs = sc_manifest["parameters"].get("pairs", {})
             seconds = time.perf_counter() - start
             opt_auc, lgb_auc = baselines(name)
             best = max(results.values())
@@ -102,6 +106,11 @@ def main() -> None:
                     ),
                     "sc refined": (
                         f"x{refinement['rounds']}" if refinement.get("applied") else "no"
+                    ),
+                    "sc pairs": (
+                        f"{len(pairs['pairs'])} x{pairs['rounds']}"
+                        if pairs.get("applied")
+                        else "no"
                     ),
                     "shap MB": (gbm_folder / "shap_tables.npz").stat().st_size / 1e6,
                     "train s": seconds,

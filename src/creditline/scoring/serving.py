@@ -5,7 +5,9 @@ served from its exact TreeSHAP tables, which also give its margin). Both models 
 the same outputs: the unrounded PD, the score (350–950), the tier, and up to four
 reasons, each the feature that cost the most points:
 
-* scorecard: points below the best attainable for that feature (its top bin);
+* scorecard: points below the best attainable for that feature (its top bin), and for
+  each pair table (`creditline.scoring.pairs`) points below its best cell, a reason
+  naming both features;
 * GBM: the feature's TreeSHAP contribution to the calibrated log-odds of bad, in points
   (``factor · b · φ``), against the path-dependent reference (training row counts in the
   trees, see `creditline.scoring.treeshap`); only positive contributions are reasons.
@@ -30,9 +32,17 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from creditline.scoring.binning import FeatureBins, count_at_or_below
-from creditline.scoring.domain.reasons import MAX_REASONS, make_reason, reason_code
+from creditline.scoring.domain.reasons import (
+    MAX_REASONS,
+    Reason,
+    make_pair_reason,
+    make_reason,
+    pair_reason_code,
+    reason_code,
+)
 from creditline.scoring.domain.result import ScoreResult
 from creditline.scoring.domain.scale import MAX_SCORE, MIN_SCORE, ScoreScale, clip_round, tier_of
+from creditline.scoring.pairs import PairCells
 from creditline.scoring.treeshap import ShapTable
 
 TIER_NAMES = np.array(["poor", "fair", "good", "very_good", "excellent"])
@@ -54,10 +64,12 @@ class BatchScores:
     score: NDArray[np.int64]
     reason_features: NDArray[np.int64]  # (n, 4)
     reason_points: NDArray[np.float64]  # (n, 4)
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # what each reason index names: a feature, or "A × B" for a pair
+    codes: tuple[str, ...] = ()  # the reason code of each; empty: `reason_code` of each feature
 
     def frame(self) -> pandas.DataFrame:
-        codes = np.array([reason_code(f) for f in self.features] + [""], dtype=object)
+        named = self.codes or tuple(reason_code(f) for f in self.features)
+        codes = np.array([*named, ""], dtype=object)
         out = pd.DataFrame(
             {
                 "score": self.score,
@@ -120,6 +132,9 @@ class Scorer(ABC):
         self.version: str = manifest["version"]
         self.scale = ScoreScale(**manifest["scale"])
         self.features: tuple[str, ...] = tuple(manifest["features"])
+        # what a reason index names, and its code (the scorecard adds its pairs)
+        self.reason_labels: tuple[str, ...] = self.features
+        self.reason_codes: tuple[str, ...] = tuple(reason_code(f) for f in self.features)
         self._factor = self.scale.factor
         self._offset = self.scale.offset
 
@@ -139,7 +154,9 @@ class Scorer(ABC):
             reason_features[start:stop], reason_points[start:stop] = top_reasons(loss_t)
         pd_ = 1.0 / (1.0 + np.exp((raw - self._offset) / self._factor))
         score = np.clip(np.floor(raw + 0.5), MIN_SCORE, MAX_SCORE).astype(np.int64)
-        return BatchScores(raw, pd_, score, reason_features, reason_points, self.features)
+        return BatchScores(
+            raw, pd_, score, reason_features, reason_points, self.reason_labels, self.reason_codes
+        )
 
     @abstractmethod
     def _score_chunk(self, data: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -153,10 +170,11 @@ class Scorer(ABC):
         pd_ = 1.0 / (1.0 + math.exp((raw - self._offset) / self._factor))
         score = clip_round(raw)
         losses.sort(key=lambda item: (-item[0], item[1]))
-        reasons = tuple(
-            make_reason(self.features[j], loss) for loss, j in losses[:MAX_REASONS] if loss > 1e-9
-        )
+        reasons = tuple(self._reason(j, loss) for loss, j in losses[:MAX_REASONS] if loss > 1e-9)
         return ScoreResult(score, pd_, tier_of(score), reasons, self.version)
+
+    def _reason(self, j: int, loss: float) -> Reason:
+        return make_reason(self.features[j], loss)
 
 
 class ScorecardScorer(Scorer):
@@ -174,14 +192,28 @@ class ScorecardScorer(Scorer):
             {c: k for k, g in enumerate(b.groups) for c in g} if b.kind == "categorical" else None
             for b in self.bins
         ]
+        self.pairs = [PairCells.from_dict(p) for p in body.get("pairs", [])]
+        self._pair_points = [p.points.reshape(-1) for p in self.pairs]
+        self._pair_lists = [p.tolist() for p in self._pair_points]
+        self._pair_best = [p.best for p in self.pairs]
+        self.reason_labels = (*self.features, *(p.label for p in self.pairs))
+        self.reason_codes = (
+            *self.reason_codes,
+            *(pair_reason_code(p.first.name, p.second.name) for p in self.pairs),
+        )
 
     def _score_chunk(self, data: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        loss = np.empty((len(data), len(self.bins)))
+        n_features = len(self.bins)
+        loss = np.empty((len(data), n_features + len(self.pairs)))
         raw = np.zeros(len(data))
         for j, (bins, points) in enumerate(zip(self.bins, self.points, strict=True)):
             pts = points[bins.assign(data[bins.name])]
-            raw += pts  # feature by feature: the order of the one-row sum
+            raw += pts  # feature by feature, then pair by pair: the order of the one-row sum
             np.subtract(self.best[j], pts, out=loss[:, j])
+        for k, (pair, points) in enumerate(zip(self.pairs, self._pair_points, strict=True)):
+            pts = points[pair.cells(data)]
+            raw += pts
+            np.subtract(self._pair_best[k], pts, out=loss[:, n_features + k])
         return raw, loss
 
     def score(self, features: Mapping[str, Any]) -> ScoreResult:
@@ -199,7 +231,19 @@ class ScorecardScorer(Scorer):
             p = self._points_lists[j][b]
             raw += p
             losses.append((self._best_list[j] - p, j))
+        n_features = len(self.bins)
+        for k, pair in enumerate(self.pairs):
+            cell = pair.cell_one(features.get(pair.first.name), features.get(pair.second.name))
+            p = self._pair_lists[k][cell]
+            raw += p
+            losses.append((self._pair_best[k] - p, n_features + k))
         return self._result(raw, losses)
+
+    def _reason(self, j: int, loss: float) -> Reason:
+        if j < len(self.bins):
+            return make_reason(self.features[j], loss)
+        pair = self.pairs[j - len(self.bins)]
+        return make_pair_reason(pair.first.name, pair.second.name, loss)
 
 
 class GbmScorer(Scorer):

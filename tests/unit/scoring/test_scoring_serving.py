@@ -252,3 +252,68 @@ def test_categorical_assign_matches_assign_one(values: list[Any]) -> None:
     assert bins.assign(pd.Series(values, dtype=object)).tolist() == expected
     strings = [None if v is None else str(v) for v in values]
     assert bins.assign(pd.Series(strings, dtype="category")).tolist() == expected
+
+
+# a pair table: utilisation's own axis (split 1.5) × channel's groups; points[i, j]
+PAIR_FIRST = FeatureBins("utilisation", "numerical", splits=(1.5,))
+PAIR_POINTS = [
+    [4.0, -6.0, 0.0, 0.0, 1.0],  # utilisation < 1.5 × app, web/partner, "1", special, missing
+    [-9.0, 2.5, 0.0, 0.0, -3.0],  # ≥ 1.5
+    [0.0, 0.0, 0.0, 0.0, 0.0],  # special (none declared)
+    [-2.0, -2.0, -2.0, -2.0, -12.0],  # missing
+]
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+    folder = tmp_path_factory.mktemp("serving") / "paired"
+    write_scorecard(folder)
+    body = json.loads((folder / "scorecard.json").read_text())
+    body["pairs"] = [
+        {
+            "first": PAIR_FIRST.to_dict(),
+            "second": FeatureBins("channel", "categorical", groups=GROUPS).to_dict(),
+            "points": PAIR_POINTS,
+        }
+    ]
+    (folder / "scorecard.json").write_text(json.dumps(body))
+    return load_model(folder)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(records=rows, categorical=st.booleans())
+def test_a_scorecard_with_pair_cells_scores_the_same_in_batch_and_one_row(
+    paired: Scorer, records: list[dict[str, Any]], categorical: bool
+) -> None:
+    assert_batch_equals_single(paired, records, frame_of(records, categorical))
+
+
+def test_a_pair_cell_adds_its_points_and_is_a_reason_naming_both_features(
+    scorecard: Scorer, paired: Scorer
+) -> None:
+    record = {
+        "utilisation": 2.0,
+        "tenure": 40.0,
+        "channel": "app",
+        "inquiries": 0.5,
+        "on_time": None,
+    }
+    both = paired.score(record)
+    frame = frame_of([record], categorical=False)
+    # features: utilisation 22, tenure 27, channel 30, inquiries 20, on_time missing 0;
+    # utilisation 2.0 ≥ 1.5 and "app": the cell [1][0], -9 points, 4 + 9 = 13 below the best
+    assert scorecard.score_batch(frame).raw[0] == 99.0
+    assert paired.score_batch(frame).raw[0] == 90.0
+    pair_reasons = [r for r in both.reasons if r.code == "R-UTILISATION-X-CHANNEL"]
+    assert len(pair_reasons) == 1
+    reason = pair_reasons[0]
+    assert reason.impact == pytest.approx(13.0)
+    assert reason.feature == "utilisation × channel"
+    for text in (reason.text_en, reason.text_zh):
+        assert "utilisation" in text
+        assert "channel" in text
+    assert "组合" in reason.text_zh
+    batch = paired.score_batch(frame).frame()
+    assert "R-UTILISATION-X-CHANNEL" in [batch[f"reason_{k + 1}"][0] for k in range(MAX_REASONS)]

@@ -4,7 +4,9 @@ An adverse-action notice gives at most four principal reasons (ECOA/Reg B §1002
 reason is tied to a feature, not to a model: the code is ``R-`` plus the feature name in
 upper case with every non-alphanumeric run replaced by ``_`` (``PAY_0`` → ``R-PAY_0``,
 ``log.annual.inc`` → ``R-LOG_ANNUAL_INC``), so the same feature keeps its code across
-model versions and between the scorecard and the GBM. `impact` is in score points.
+model versions and between the scorecard and the GBM. A scorecard's pair cell (points for
+a combination of two features) is a reason naming both: ``R-DEROG-X-CLAGE``, feature
+``DEROG × CLAGE``. `impact` is in score points.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ MAX_REASONS = 4
 
 @lru_cache(maxsize=4096)  # scoring one applicant asks for the same few codes every time
 def reason_code(feature: str) -> str:
-    return "R-" + re.sub(r"[^0-9A-Za-z]+", "_", feature).strip("_").upper()
+    return "R-" + _part(feature)
+
+
+def _part(feature: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", feature).strip("_").upper()
+
+
+@lru_cache(maxsize=4096)
+def pair_reason_code(first: str, second: str) -> str:
+    return f"R-{_part(first)}-X-{_part(second)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +53,15 @@ def make_reason(feature: str, impact: float, label: str | None = None) -> Reason
         impact=impact,
         text_en=f"{name}: this value lowered the score",
         text_zh=f"{name}：该项取值拉低了评分",
+    )
+
+
+def make_pair_reason(first: str, second: str, impact: float) -> Reason:
+    """A pair cell that lowered the score: the combination of the two features' values."""
+    return Reason(
+        code=pair_reason_code(first, second),
+        feature=f"{first} × {second}",
+        impact=impact,
+        text_en=f"{first} together with {second}: this combination lowered the score",
+        text_zh=f"{first}与{second}的组合：该组合取值拉低了评分",
     )

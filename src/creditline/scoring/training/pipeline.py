@@ -26,11 +26,19 @@ from threadpoolctl import threadpool_limits
 from creditline.data.datasets import Dataset
 from creditline.scoring import metrics, treeshap
 from creditline.scoring.domain.scale import ScoreScale
+from creditline.scoring.pairs import PairCells
 from creditline.scoring.serving import load_model
 from creditline.scoring.training.gbm import FittedGbm, GbmParams, fit_gbm
+from creditline.scoring.training.pairs import add_pairs
 from creditline.scoring.training.refine import refine_scorecard
 from creditline.scoring.training.report import write_report
-from creditline.scoring.training.scorecard import FittedScorecard, ScorecardParams, fit_scorecard
+from creditline.scoring.training.scorecard import (
+    FittedScorecard,
+    PairFit,
+    ScorecardParams,
+    cell_woe,
+    fit_scorecard,
+)
 from creditline.scoring.training.split import split_indices
 from creditline.shared.clock import Clock
 from creditline.shared.errors import FieldIssue, InvalidInputError
@@ -168,6 +176,7 @@ def _train(
         )
         if model != "gbm":  # the GBM uses the scorecard's bins only, never its points
             sc = refine_scorecard(sc, X_tr, y[tr], special_values=specials, params=scorecard_params)
+            sc = add_pairs(sc, X_tr, y[tr], special_values=specials, params=scorecard_params)
     common = {
         "created_at": clock.now().isoformat(),
         "dataset": dataset.name,
@@ -232,6 +241,7 @@ def _train(
                 y_test=y[te],
                 test=test,
                 dropped=sc.dropped,
+                pairs=sc.pairs if kind == "scorecard" else (),
             )
         results.append(TrainedArtefact(kind, folder, version, summary["auc"]))
     return results
@@ -268,10 +278,38 @@ def _write_scorecard(
                     "points": points[k],
                 }
             )
+    if sc.pairs:
+        body["pairs"] = [_pair_cells(pair, sc).to_dict() for pair in sc.pairs]
+        rows += [row for pair in sc.pairs for row in _pair_rows(pair, sc)]
     (folder / "scorecard.json").write_text(json.dumps(body, indent=1, ensure_ascii=False))
     pd.DataFrame(rows).to_csv(folder / "points.csv", index=False, float_format="%.6f")
-    params = {"dropped": sc.dropped, "refinement": sc.refinement}
+    params = {"dropped": sc.dropped, "refinement": sc.refinement, "pairs": sc.pair_search}
     return ["scorecard.json", "points.csv"], list(sc.selected), params
+
+
+def _pair_cells(pair: PairFit, sc: FittedScorecard) -> PairCells:
+    return PairCells(pair.first, pair.second, pair.points(sc.calibration, sc.scale))
+
+
+def _pair_rows(pair: PairFit, sc: FittedScorecard) -> list[dict[str, Any]]:
+    """One points.csv row per cell of a pair table: feature ``A × B``, bin ``a-bin × b-bin``."""
+    cells = _pair_cells(pair, sc)
+    counts = pair.counts.reshape(-1)
+    bads = pair.bads.reshape(-1)
+    woe = cell_woe(pair.bads, pair.counts).reshape(-1)
+    labels = [f"{a} × {b}" for a in pair.first.labels() for b in pair.second.labels()]
+    return [
+        {
+            "feature": cells.label,
+            "bin_index": k,
+            "bin": label,
+            "count": int(counts[k]),
+            "bad_rate": bads[k] / counts[k] if counts[k] else np.nan,
+            "woe": woe[k],
+            "points": float(points),
+        }
+        for k, (label, points) in enumerate(zip(labels, cells.points.reshape(-1), strict=True))
+    ]
 
 
 def _write_gbm(

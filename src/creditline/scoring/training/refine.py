@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -83,11 +83,10 @@ def refine_scorecard(
     M = gbm_matrix(X, features, woe_maps, special_values)
     z0 = sc.raw_logit(X)
     lgb_params = _lgb_params(params, constraints)
-    if len(y) <= params.refine_cv_max_rows:
-        fit = _by_cv(M, y, z0, lgb_params, params)
-    else:
-        fit = _by_holdout(M, y, z0, lgb_params, params)
-    final, info = fit
+    budget = Budget(
+        "depth-1 trees", params.refine_rounds, params.refine_patience, params.refine_margin
+    )
+    final, info = boost_on_card(M, y, z0, lgb_params, params, budget)
     if final is None:
         return replace(sc, refinement=info | {"applied": False})
     calibration = info.pop("calibration")
@@ -137,38 +136,66 @@ def refine_scorecard(
 Fit = tuple[lgb.Booster | None, dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What is boosted (for the manifest), at most how many rounds, and the gain to keep it."""
+
+    trees: str
+    rounds: int
+    patience: int
+    margin: float  # validation AUC the boosted card must gain over the card it starts from
+
+
+def boost_on_card(
+    M: NDArray[np.float64],
+    y: NDArray[np.int8],
+    z0: NDArray[np.float64],
+    lgb_params: dict[str, Any],
+    params: ScorecardParams,
+    budget: Budget,
+) -> Fit:
+    """Trees boosted from the card's logit `z0`, judged as the GBM is: k-fold CV on books of
+    up to `refine_cv_max_rows` training rows, a stratified holdout above. The booster is
+    None when the validation AUC does not beat the card's by `budget.margin`."""
+    if len(y) <= params.refine_cv_max_rows:
+        return _by_cv(M, y, z0, lgb_params, params, budget)
+    return _by_holdout(M, y, z0, lgb_params, params, budget)
+
+
 def _by_cv(
     M: NDArray[np.float64],
     y: NDArray[np.int8],
     z0: NDArray[np.float64],
     lgb_params: dict[str, Any],
     params: ScorecardParams,
+    budget: Budget,
 ) -> Fit:
     """Rounds by k-fold CV, refit on every row, Platt-scaled on the out-of-fold logits."""
     folds = list(
         StratifiedKFold(params.refine_folds, shuffle=True, random_state=params.seed).split(M, y)
     )
     base_auc = float(np.mean([roc_auc_score(y[v], z0[v]) for _, v in folds]))
-    data = lgb.Dataset(M, label=y, init_score=z0, params={"max_bin": params.refine_max_bin})
+    max_bin = {"max_bin": lgb_params["max_bin"]}
+    data = lgb.Dataset(M, label=y, init_score=z0, params=max_bin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = lgb.cv(
             lgb_params | {"metric": "auc"},
             data,
-            num_boost_round=params.refine_rounds,
+            num_boost_round=budget.rounds,
             folds=folds,
-            callbacks=[lgb.early_stopping(params.refine_patience, verbose=False)],
+            callbacks=[lgb.early_stopping(budget.patience, verbose=False)],
             return_cvbooster=True,
         )
     curve = np.asarray(result["valid auc-mean"])
     rounds = int(np.argmax(curve)) + 1
     info: dict[str, Any] = {
-        "method": f"{params.refine_folds}-fold cross-validation of depth-1 trees",
+        "method": f"{params.refine_folds}-fold cross-validation of {budget.trees}",
         "scorecard_auc": base_auc,
         "refined_auc": float(curve[rounds - 1]),
         "rounds": rounds,
     }
-    if info["refined_auc"] < base_auc + params.refine_margin:
+    if info["refined_auc"] < base_auc + budget.margin:
         return None, info
     cv_booster = result["cvbooster"]
     assert isinstance(cv_booster, lgb.CVBooster)
@@ -182,7 +209,7 @@ def _by_cv(
         warnings.simplefilter("ignore")
         final = lgb.train(
             lgb_params,
-            lgb.Dataset(M, label=y, init_score=z0, params={"max_bin": params.refine_max_bin}),
+            lgb.Dataset(M, label=y, init_score=z0, params=max_bin),
             num_boost_round=rounds,
         )
     return final, info
@@ -194,6 +221,7 @@ def _by_holdout(
     z0: NDArray[np.float64],
     lgb_params: dict[str, Any],
     params: ScorecardParams,
+    budget: Budget,
 ) -> Fit:
     """Rounds early-stopped on a stratified holdout, Platt-scaled on it (large books)."""
     fit_idx, val_idx = train_test_split(
@@ -203,7 +231,7 @@ def _by_holdout(
         random_state=params.seed,
     )
     base_auc = float(roc_auc_score(y[val_idx], z0[val_idx]))
-    max_bin = {"max_bin": params.refine_max_bin}
+    max_bin = {"max_bin": lgb_params["max_bin"]}
     train_set = lgb.Dataset(M[fit_idx], label=y[fit_idx], init_score=z0[fit_idx], params=max_bin)
     val_set = lgb.Dataset(M[val_idx], label=y[val_idx], init_score=z0[val_idx], reference=train_set)
     with warnings.catch_warnings():
@@ -211,19 +239,21 @@ def _by_holdout(
         booster = lgb.train(
             lgb_params | {"metric": "auc"},
             train_set,
-            num_boost_round=params.refine_rounds,
+            num_boost_round=budget.rounds,
             valid_sets=[val_set],
-            callbacks=[lgb.early_stopping(params.refine_patience, verbose=False)],
+            callbacks=[lgb.early_stopping(budget.patience, verbose=False)],
         )
     rounds = int(booster.best_iteration or booster.current_iteration())
     margin = z0[val_idx] + booster.predict(M[val_idx], num_iteration=rounds, raw_score=True)
     info: dict[str, Any] = {
-        "method": f"depth-1 trees early-stopped on a {params.refine_validation_share:.0%} holdout",
+        "method": (
+            f"{budget.trees} early-stopped on a {params.refine_validation_share:.0%} holdout"
+        ),
         "scorecard_auc": base_auc,
         "refined_auc": float(roc_auc_score(y[val_idx], margin)),
         "rounds": rounds,
     }
-    if info["refined_auc"] < base_auc + params.refine_margin:
+    if info["refined_auc"] < base_auc + budget.margin:
         return None, info
     info["calibration"] = platt(np.asarray(margin, dtype=np.float64), y[val_idx])
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds)), info
@@ -279,8 +309,10 @@ def _feature_table(
             float(v) for v in classic + _stump_values(stumps, inputs, column, n_columns)
         )
     own = {math.nextafter(float(t.threshold[0]), math.inf) for t in stumps}
-    splits = _occupied(sorted({0.0 if -ZERO < e < 0 else e for e in set(bins.splits) | own}), seen)
-    # each bin is read at its smallest training value (every bin has one, see `_occupied`)
+    splits = occupied_splits(
+        sorted({0.0 if -ZERO < e < 0 else e for e in set(bins.splits) | own}), seen
+    )
+    # each bin is read at its smallest training value (every bin has one, see `occupied_splits`)
     values = seen[~np.isnan(seen)]
     reps = np.full(len(splits) + 1, np.inf)
     np.minimum.at(reps, count_at_or_below(splits, values, inclusive=True), values)
@@ -294,7 +326,7 @@ def _feature_table(
     )
 
 
-def _occupied(splits: list[float], seen: NDArray[np.float64]) -> tuple[float, ...]:
+def occupied_splits(splits: list[float], seen: NDArray[np.float64]) -> tuple[float, ...]:
     """`splits` less those that open (or, for the first bin, close) a bin with no rows."""
     values = seen[~np.isnan(seen)]
     while splits:

@@ -2,7 +2,9 @@
 
 Sections: headline metrics and the model's identity; ROC and KS curves; calibration by
 decile; score distribution by outcome; the gains table; and per feature its bins with
-counts, bad rate, WoE and IV (and points for a scorecard). Charts are matplotlib PNGs
+counts, bad rate, WoE and IV (and points for a scorecard); a scorecard's pair tables as
+grids of points per (bin of A × bin of B), shaded by the points below the pair's best
+cell, with the training rows per cell. Charts are matplotlib PNGs
 embedded as base64, so the file opens anywhere without a network.
 """
 
@@ -25,7 +27,7 @@ from creditline.scoring import metrics
 
 if TYPE_CHECKING:
     from creditline.scoring.serving import BatchScores
-    from creditline.scoring.training.scorecard import BinStats
+    from creditline.scoring.training.scorecard import BinStats, PairFit
 
 BLUE, RED, GREY = "#1f5fa8", "#c0392b", "#888888"
 
@@ -145,6 +147,7 @@ def write_report(
     y_test: NDArray[np.int8],
     test: BatchScores,
     dropped: dict[str, str],
+    pairs: tuple[PairFit, ...] = (),
 ) -> None:
     kind = manifest["kind"]
     cards = [
@@ -244,8 +247,52 @@ def write_report(
             rows.append(row)
         cls = "" if name in selected else ' class="dropped"'
         parts.append(f"<h3{cls}>{html.escape(name)} — IV {s.iv:.4f}</h3>" + _table(headers, rows))
+    if pairs:
+        parts.append(_pairs_section(path, pairs))
     libs = ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items())
     parts.append(f'<h2>Provenance</h2><div class="sub">{html.escape(libs)}</div>')
     head = f'<meta charset="utf-8"><title>{manifest["version"]}</title><style>{CSS}</style>'
     page = f'<!doctype html><html lang="en"><head>{head}</head><body>{"".join(parts)}</body></html>'
     path.write_text(page, encoding="utf-8")
+
+
+def _pairs_section(path: Path, pairs: tuple[PairFit, ...]) -> str:
+    """Each pair table as a grid: points per cell (as served), training rows below them."""
+    import json
+
+    from creditline.scoring.pairs import PairCells
+
+    body = json.loads((path.parent / "scorecard.json").read_text())
+    served = [PairCells.from_dict(p) for p in body["pairs"]]
+    parts = [
+        "<h2>Pair cells</h2>",
+        '<div class="sub">Points added for the combination of two features, per bin of the '
+        "row feature × bin of the column feature; the darker a cell, the more points below "
+        "the pair's best cell (a reason naming both features). Small figures: training rows. "
+        "Special and missing bins without training rows are not shown.</div>",
+    ]
+    for pair, cells in zip(pairs, served, strict=True):
+        rows_shown = _shown(pair.first.n_regular, pair.counts.sum(axis=1))
+        cols_shown = _shown(pair.second.n_regular, pair.counts.sum(axis=0))
+        first_labels, second_labels = pair.first.labels(), pair.second.labels()
+        spread = max(cells.best - float(cells.points.min()), 1e-9)
+        grid = []
+        for i in rows_shown:
+            row = [html.escape(first_labels[i])]
+            for j in cols_shown:
+                points = float(cells.points[i, j])
+                shade = 0.45 * (cells.best - points) / spread
+                row.append(
+                    f'<span style="background:rgba(192,57,43,{shade:.2f});padding:0 3px">'
+                    f"{points:+.1f}</span><br><small>{int(pair.counts[i, j]):,}</small>"
+                )
+            grid.append(row)
+        headers = [f"{pair.first.name} \\ {pair.second.name}"] + [
+            second_labels[j] for j in cols_shown
+        ]
+        parts.append(f"<h3>{html.escape(cells.label)}</h3>" + _table(headers, grid))
+    return "".join(parts)
+
+
+def _shown(n_regular: int, totals: NDArray[np.int64]) -> list[int]:
+    return [k for k in range(len(totals)) if k < n_regular or totals[k] > 0]

@@ -18,6 +18,9 @@ Steps, each with a default that holds for the general case (no tuning per datase
 7. The pipeline then refines the points table with boosted one-feature trees when
    cross-validation on the training part says they help
    (`creditline.scoring.training.refine`); `refine_rounds = 0` keeps the classic card.
+8. It may then add pair tables, points per (bin of A × bin of B) for up to `pair_max`
+   pairs of its features, when validation on the training part says they help
+   (`creditline.scoring.training.pairs`); `pair_max = 0` keeps no pair.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class ScorecardParams:
     refine_min_child_samples: int = 20
     refine_max_bin: int = 63
     refine_margin: float = 0.001
+    # pair cells (`creditline.scoring.training.pairs`); 0 pairs: no pair tables
+    pair_max: int = 10
+    pair_rank_rounds: int = 100
+    pair_rounds: int = 1000
+    pair_max_bin: int = 16
+    pair_margin: float = 0.002
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -91,6 +100,27 @@ class BinStats:
 
 
 @dataclass(frozen=True, slots=True)
+class PairFit:
+    """A pair table as fitted: log-odds of bad per cell of `first`'s bins × `second`'s bins
+    (before calibration, like `FittedScorecard.contributions`) and the training rows and
+    bads in each cell (`creditline.scoring.training.pairs`)."""
+
+    first: FeatureBins
+    second: FeatureBins
+    contributions: NDArray[np.float64]  # (first.n_bins, second.n_bins)
+    counts: NDArray[np.int64]
+    bads: NDArray[np.int64]
+
+    def cells(self, X: pd.DataFrame) -> NDArray[np.intp]:
+        rows = self.first.assign(X[self.first.name])
+        return np.asarray(rows * self.second.n_bins + self.second.assign(X[self.second.name]))
+
+    def points(self, calibration: tuple[float, float], scale: ScoreScale) -> NDArray[np.float64]:
+        """Points per cell: ``−factor · b · contribution`` (the intercept is in the features')."""
+        return np.asarray(-scale.factor * calibration[1] * self.contributions, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
 class FittedScorecard:
     """The fitted card. `stats`: every feature's optbinning bins (the GBM and the report use
     them); `table`: the bins of the points table, per selected feature (the same bins unless
@@ -109,6 +139,8 @@ class FittedScorecard:
     table: dict[str, BinStats] = field(default_factory=dict)
     contributions: dict[str, tuple[float, ...]] = field(default_factory=dict)
     refinement: dict[str, Any] = field(default_factory=dict)  # what the refinement found
+    pairs: tuple[PairFit, ...] = ()  # pair tables, when validation kept them
+    pair_search: dict[str, Any] = field(default_factory=dict)  # what the pair search found
 
     def raw_logit(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """Log-odds of bad before calibration."""
@@ -116,6 +148,8 @@ class FittedScorecard:
         for name in self.selected:
             values = np.asarray(self.contributions[name])
             z += values[self.table[name].bins.assign(X[name])]
+        for pair in self.pairs:
+            z += pair.contributions.reshape(-1)[pair.cells(X)]
         return z
 
     def logit(self, X: pd.DataFrame) -> NDArray[np.float64]:
@@ -129,6 +163,14 @@ def _woe(
     goods = counts - bads
     woe = np.log(((bads + 0.5) / B) / ((goods + 0.5) / G))
     return np.where(counts > 0, woe, 0.0)
+
+
+def cell_woe(bads: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.float64]:
+    """WoE of each cell of a table of bads and counts (the rule of `bin_stats`)."""
+    b = np.asarray(bads, dtype=np.float64)
+    c = np.asarray(counts, dtype=np.float64)
+    B = float(b.sum())
+    return _woe(b, c, B, float(c.sum()) - B)
 
 
 def bin_feature(

@@ -1,0 +1,182 @@
+"""Pair cells of the scorecard: trees on pairs folded into exact tables, kept when they help."""
+
+from __future__ import annotations
+
+import warnings
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.typing import NDArray
+
+from creditline.scoring import metrics
+from creditline.scoring.binning import FeatureBins
+from creditline.scoring.training.gbm import gbm_matrix
+from creditline.scoring.training.pairs import add_pairs, pair_tables
+from creditline.scoring.training.scorecard import (
+    FittedScorecard,
+    ScorecardParams,
+    bin_stats,
+    fit_scorecard,
+)
+
+pytestmark = pytest.mark.slow  # optbinning and LightGBM fits
+
+SPECIAL = -999.0
+
+
+def interacting(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
+    """Risk rises with `a` and `b`, and is much higher where both are high or both low."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = rng.normal(size=n)
+    c = rng.normal(size=n)
+    logit = -1.0 + 1.5 * np.sign(a) * np.sign(b) + 0.8 * a + 0.8 * b + 0.5 * c
+    y: NDArray[np.int8] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    return pd.DataFrame({"a": a, "b": b, "c": c}), y
+
+
+def additive(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({k: rng.normal(size=n) for k in "abc"})
+    logit = -1.5 + frame["a"] + 0.6 * frame["b"] + 0.4 * frame["c"]
+    y: NDArray[np.int8] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    return frame, y
+
+
+def with_pairs(
+    frame: pd.DataFrame, y: NDArray[np.int8], params: ScorecardParams
+) -> tuple[FittedScorecard, FittedScorecard]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        card = fit_scorecard(frame, y, params=params)
+        return card, add_pairs(card, frame, y, params=params)
+
+
+def test_pairs_are_kept_where_risk_lies_in_a_combination() -> None:
+    frame, y = interacting(6000, seed=1)
+    fresh, y_fresh = interacting(6000, seed=2)
+
+    card, paired = with_pairs(frame, y, ScorecardParams(refine_rounds=0))
+
+    assert paired.pair_search["applied"] is True
+    assert ["a", "b"] in paired.pair_search["pairs"]
+    assert paired.pair_search["refined_auc"] > paired.pair_search["scorecard_auc"]
+    gain = metrics.auc(y_fresh, paired.logit(fresh)) - metrics.auc(y_fresh, card.logit(fresh))
+    assert gain > 0.05
+    # the per-feature points are the card's, shifted by the new calibration only
+    assert paired.selected == card.selected
+    assert paired.contributions == card.contributions
+
+
+def test_an_additive_book_keeps_its_card() -> None:
+    frame, y = additive(6000, seed=3)
+
+    card, paired = with_pairs(frame, y, ScorecardParams(refine_rounds=0))
+
+    assert paired.pair_search["applied"] is False
+    assert paired.pairs == ()
+    assert paired.points == card.points
+    assert paired.calibration == card.calibration
+
+
+def test_large_books_judge_the_pairs_on_a_holdout() -> None:
+    frame, y = interacting(6000, seed=1)
+
+    _, paired = with_pairs(frame, y, ScorecardParams(refine_rounds=0, refine_cv_max_rows=5000))
+
+    assert "holdout" in paired.pair_search["method"]
+    assert paired.pair_search["applied"] is True
+
+
+def test_zero_pairs_keep_the_card() -> None:
+    frame, y = interacting(2000, seed=4)
+
+    card, paired = with_pairs(frame, y, ScorecardParams(refine_rounds=0, pair_max=0))
+
+    assert paired.pair_search["applied"] is False
+    assert paired.points == card.points
+
+
+def test_points_and_pair_cells_add_up_to_the_calibrated_logit() -> None:
+    frame, y = interacting(4000, seed=5)
+
+    _, paired = with_pairs(frame, y, ScorecardParams())
+
+    scale = paired.scale
+    total = sum(
+        np.asarray(paired.points[n])[paired.table[n].bins.assign(frame[n])] for n in paired.selected
+    )
+    for pair in paired.pairs:
+        total += pair.points(paired.calibration, scale).reshape(-1)[pair.cells(frame)]
+    np.testing.assert_allclose(total, scale.offset - scale.factor * paired.logit(frame))
+
+
+def test_pair_tables_reproduce_lightgbms_margin() -> None:
+    """Trees restricted to pairs, folded into tables: LightGBM's own prediction is the judge,
+    on the training rows and on new rows with missing values, special codes, values on
+    thresholds and unseen categories."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "x0": rng.normal(size=n),
+            "x1": rng.integers(0, 6, n).astype(float),
+            "x2": rng.normal(size=n),
+            "channel": rng.choice(["app", "web", "partner"], n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "x0"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "x2"] = SPECIAL
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    stats = [
+        bin_stats(FeatureBins("x0", "numerical", splits=(0.0,)), frame["x0"], y),
+        bin_stats(FeatureBins("x1", "numerical", splits=(2.0,)), frame["x1"], y),
+        bin_stats(
+            FeatureBins("x2", "numerical", splits=(0.5,), special_values=(SPECIAL,)),
+            frame["x2"],
+            y,
+        ),
+        bin_stats(
+            FeatureBins("channel", "categorical", groups=(("app",), ("web", "partner"))),
+            frame["channel"],
+            y,
+        ),
+    ]
+    names = tuple(s.bins.name for s in stats)
+    woe_maps = {"channel": stats[3]}
+    specials: dict[str, tuple[float, ...]] = {"x2": (SPECIAL,)}
+    matrix = gbm_matrix(frame, names, woe_maps, specials)
+    logit = np.nan_to_num(matrix[:, 0]) * matrix[:, 1] - np.nan_to_num(matrix[:, 2]) * matrix[:, 3]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    candidates = [(0, 1), (2, 3), (0, 2)]
+    params = {
+        "objective": "binary",
+        "max_depth": 2,
+        "num_leaves": 4,
+        "interaction_constraints": [list(p) for p in candidates],
+        "verbose": -1,
+        "seed": 1,
+    }
+    booster = lgb.train(params, lgb.Dataset(matrix, y), num_boost_round=60)
+
+    tables, constant = pair_tables(booster, stats, candidates, frame, y)
+
+    fresh = pd.DataFrame(
+        {
+            "x0": [np.nan, 0.0, -1.3, 2.0, 0.25, np.nan],
+            "x1": [0.0, 2.0, 5.0, 3.0, 1.0, 4.0],
+            "x2": [SPECIAL, 0.5, np.nan, -0.7, 1.9, SPECIAL],
+            "channel": ["app", "web", "partner", "offline", None, "web"],
+        }
+    )
+    rows = pd.concat([frame, fresh], ignore_index=True)
+    total = constant + sum(t.contributions.reshape(-1)[t.cells(rows)] for t in tables)
+    expected = booster.predict(gbm_matrix(rows, names, woe_maps, specials), raw_score=True)
+    np.testing.assert_allclose(total, expected, atol=1e-9)
+    assert {(t.first.name, t.second.name) for t in tables} <= {
+        (names[a], names[b]) for a, b in candidates
+    }
+    # every training row is counted in exactly one cell of each table
+    assert all(int(t.counts.sum()) == n for t in tables)
