@@ -75,7 +75,9 @@ def load(
         # With Redis, the online features see each stored batch as it commits, as they do
         # for `POST /v1/events`; an in-process store is built from the table at start-up.
         online = container.record_feature_table if settings.redis_url else None
-        report = _load_all(batches, container.event_store(), error_path, online)
+        # A writer thread pays where the database, not the GIL, holds it (see ingest_stream).
+        overlap = container.engine.dialect.name != "sqlite"
+        report = _load_all(batches, container.event_store(), error_path, online, overlap)
     except UnusableInputError as error:
         _fail(str(error))
     finally:
@@ -107,6 +109,7 @@ def _load_all(
     store: EventStore,
     error_path: Path,
     online: Callable[[pa.Table], None] | None = None,
+    overlap: bool = True,
 ) -> IngestReport:
     from creditline.data.service import ingest_stream
 
@@ -125,7 +128,8 @@ def _load_all(
         writer.writerow(["line", "event_id", "field", "code", "reason"])
         task = bar.add_task("loading", total=None)
         # The next batch is read and validated while the one before is being stored.
-        for stored in ingest_stream(store, _checked(batches), on_stored_table=online):
+        stream = ingest_stream(store, _checked(batches), on_stored_table=online, overlap=overlap)
+        for stored in stream:
             _write_rejections(writer, stored.rejected)
             report += stored
             bar.update(task, completed=report.total)

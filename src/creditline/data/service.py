@@ -109,6 +109,7 @@ def ingest_stream(
     *,
     on_stored: Callable[[Sequence[BehaviourEvent]], None] | None = None,
     on_stored_table: Callable[[pa.Table], None] | None = None,
+    overlap: bool = True,
 ) -> Generator[IngestReport, None, None]:
     """`ingest_batch` for each of `batches` in turn, one report each, in order; the next
     batch is taken from `batches` (so read and validated, when it is a lazy iterator of
@@ -122,7 +123,18 @@ def ingest_stream(
     and an error in the writer is raised here, at its batch's report. An error while
     taking the next batch is raised after the report of the batch in the writer's hands
     (as a loop would report that batch before reading the next): nothing is left
-    running."""
+    running.
+
+    `overlap=False` stores each batch on the caller's thread instead, with the same
+    reports: on SQLite, whose driver takes the GIL back for every row it inserts, a writer
+    thread beside Python validation only adds hand-overs (measured: 29 % more CPU for a
+    Parquet load), while on PostgreSQL the writer waits on the server and the overlap
+    pays."""
+    if not overlap:
+        for checked in batches:
+            done = _plan(checked)
+            yield _settle(done, _append(store, done.fresh), on_stored, on_stored_table)
+        return
     batches = iter(batches)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-writer") as writer:
         pending: tuple[_Plan, Future[AppendResult]] | None = None

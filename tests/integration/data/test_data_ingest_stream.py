@@ -50,8 +50,9 @@ def checked(batches: Sequence[Raws], taken: list[int] | None = None) -> Iterator
         yield check_batch(raws)
 
 
+@pytest.mark.parametrize("overlap", [True, False])
 def test_reports_come_in_order_each_counted_as_its_batch_alone_would_be(
-    store: EventStore,
+    store: EventStore, overlap: bool
 ) -> None:
     first = [payment(n) for n in range(10)]
     second = [payment(n) for n in range(5, 15)]
@@ -64,6 +65,7 @@ def test_reports_come_in_order_each_counted_as_its_batch_alone_would_be(
             store,
             checked([first, second, third]),
             on_stored_table=lambda table: handed.append(table.column("event_id").to_pylist()),
+            overlap=overlap,
         )
     )
 
