@@ -7,10 +7,10 @@ Events come from the simulator (the same schema as real input). Each path valida
 event and stores it exactly once, as in production:
 
 - bulk: `ingest_stream` over lazily validated batches (`check_batch`), in transactions of
-  5,000 rows (`--batch`; what `creditline events load` does, minus file reading: the next
-  batch is validated while the one before is stored), on SQLite, again on SQLite (every
-  event a duplicate), and on PostgreSQL (COPY; skipped when unreachable or with
-  `--no-postgres`);
+  5,000 rows (`--batch`; what `creditline events load` does, minus file reading: on
+  PostgreSQL the next batch is validated while the one before is stored, on SQLite they
+  take turns on one thread), on SQLite, again on SQLite (every event a duplicate), and on
+  PostgreSQL (COPY; skipped when unreachable or with `--no-postgres`);
 - `creditline events load FILE` end to end (the real command in process, file reading and
   error file included) for Parquet, JSON Lines and CSV files of the same events, on SQLite;
 - HTTP: batches of 1,000 to `POST /v1/events` over SQLite, in process (FastAPI TestClient,
