@@ -10,9 +10,10 @@ Validation runs over the whole batch at once (`columnar.validate_batch`, which a
 with `parse_event` row for row), and duplicates are told apart by digest: the same id
 with the same digest is a harmless repeat, with another digest a conflict.
 
-A load of many batches (`ingest_stream`) validates the next batch while one writer thread
-stores the one before: the batches are still stored one at a time, in order, each in its
-own transaction and reported only once durable, so the rule above holds as batch by batch.
+A load of many batches (`ingest_stream`) may validate the next batch while one writer
+thread stores the one before (`overlap`, for PostgreSQL): the batches are still stored one
+at a time, in order, each in its own transaction and reported only once durable, so the
+rule above holds batch by batch.
 """
 
 from __future__ import annotations
