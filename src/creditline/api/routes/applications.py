@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from creditline.api.deps import ContainerDep, IdempotencyKeyDep, KeyedRequestDep
+from creditline.api.deps import (
+    ContainerDep,
+    container_of,
+    idempotency_key_header,
+    idempotency_key_of,
+    keyed_request_of,
+)
 from creditline.api.idempotent import respond, transaction_record
 from creditline.api.responses import json_model
 from creditline.decisioning import service
@@ -149,16 +155,20 @@ class ReviewIn(BaseModel):
     reviewer: StrictStr = Field(min_length=1, max_length=128)
 
 
-@router.post(APPLICATIONS, status_code=201, response_model=ApplicationOut)
-def apply(
-    body: ApplicationIn,
-    request: Request,
-    container: ContainerDep,
-    key: IdempotencyKeyDep,
-    keyed: KeyedRequestDep,
-    _header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Response:
+@router.post(
+    APPLICATIONS,
+    status_code=201,
+    response_model=ApplicationOut,
+    openapi_extra=idempotency_key_header(
+        "Chosen by the caller; a retry returns the first decision. Also the application id."
+    ),
+)
+def apply(body: ApplicationIn, request: Request) -> Response:
     """Decide an application; an approval opens the credit line in the same transaction."""
+    # Read from the request, not as dependencies: see `api.deps`.
+    container = container_of(request)
+    key = idempotency_key_of(request)
+    keyed = keyed_request_of(request)
     wiring = container.decisioning()
     uow = wiring.uow()
     record = transaction_record(container, keyed, request, uow.connection, _decided)

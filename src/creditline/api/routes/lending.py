@@ -11,10 +11,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
-from creditline.api.deps import ContainerDep, IdempotencyKeyDep, KeyedRequestDep
+from creditline.api.deps import (
+    ContainerDep,
+    container_of,
+    idempotency_key_header,
+    idempotency_key_of,
+    keyed_request_of,
+)
 from creditline.api.idempotent import respond, transaction_record
 from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
@@ -41,13 +47,9 @@ record_in_transaction("POST", DRAWS)
 record_in_transaction("POST", REPAYMENTS)
 
 MethodName = Literal["equal_installment", "equal_principal", "interest_first"]
-IdempotencyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Required. Chosen by the caller; a retry returns the first result.",
-    ),
-]
+IDEMPOTENCY_KEY = idempotency_key_header(
+    "Required. Chosen by the caller; a retry returns the first result."
+)
 
 
 def lending_uow(container: Container) -> SqlLendingUnitOfWork:
@@ -339,17 +341,13 @@ def quote_draw(
     return json_model(quoted)
 
 
-@router.post(DRAWS, status_code=201, response_model=LoanOut)
-def draw(
-    line_id: str,
-    body: DrawIn,
-    request: Request,
-    container: ContainerDep,
-    key: IdempotencyKeyDep,
-    keyed: KeyedRequestDep,
-    _header: IdempotencyHeader = None,
-) -> Response:
+@router.post(DRAWS, status_code=201, response_model=LoanOut, openapi_extra=IDEMPOTENCY_KEY)
+def draw(line_id: str, body: DrawIn, request: Request) -> Response:
     """Lend against the line: 201 with the loan and its schedule."""
+    # Read from the request, not as dependencies: see `api.deps`.
+    container = container_of(request)
+    key = idempotency_key_of(request)
+    keyed = keyed_request_of(request)
     uow = lending_uow(container)
     record = transaction_record(container, keyed, request, uow.connection, _drawn)
     return respond(
@@ -385,17 +383,15 @@ def customer_loans(customer_id: str, container: ContainerDep) -> Response:
     return json_models(_LOANS, [loan_out(x) for x in found])
 
 
-@router.post(REPAYMENTS, status_code=201, response_model=RepaymentOut)
-def repay(
-    loan_id: str,
-    body: RepaymentIn,
-    request: Request,
-    container: ContainerDep,
-    key: IdempotencyKeyDep,
-    keyed: KeyedRequestDep,
-    _header: IdempotencyHeader = None,
-) -> Response:
+@router.post(
+    REPAYMENTS, status_code=201, response_model=RepaymentOut, openapi_extra=IDEMPOTENCY_KEY
+)
+def repay(loan_id: str, body: RepaymentIn, request: Request) -> Response:
     """Apply a repayment; the answer is its allocation. Overpayment is refused (422)."""
+    # Read from the request, not as dependencies: see `api.deps`.
+    container = container_of(request)
+    key = idempotency_key_of(request)
+    keyed = keyed_request_of(request)
     uow = lending_uow(container)
     record = transaction_record(container, keyed, request, uow.connection, _repaid)
     return respond(
