@@ -68,6 +68,23 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # The labelled children, kept: `labels()` takes a lock and checks its arguments on
+        # every call. The keys are bounded: route templates (not paths) and status codes.
+        self._counts: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[tuple[str, str], Histogram] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and record its latency."""
+        count = self._counts.get((method, route, status))
+        if count is None:
+            count = self.requests.labels(method, route, str(status))
+            self._counts[(method, route, status)] = count
+        latency = self._latencies.get((method, route))
+        if latency is None:
+            latency = self.latency.labels(method, route)
+            self._latencies[(method, route)] = latency
+        count.inc()
+        latency.observe(seconds)
 
 
 class RequestContextMiddleware:
@@ -104,8 +121,7 @@ class RequestContextMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             status = status_holder["status"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route, status, elapsed)
             access_log.info(
                 "request",
                 method=method,
