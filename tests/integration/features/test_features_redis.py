@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -81,6 +81,7 @@ def test_reads_between_compactions_see_every_event(store: RedisFeatureStore) -> 
 
 def test_compacting_twice_folds_nothing_twice(store: RedisFeatureStore) -> None:
     store.apply(history())
+    store.compact("A")  # nothing of the history pending, whatever its length
     store.apply(payments(COMPACT_AT - 1))  # fewer than trigger a compaction: all pending
     before = store.read("A", AS_OF)
 
@@ -158,17 +159,17 @@ def test_a_writer_in_step_writes_the_state_with_the_batch_in_one_call(
     call, no pending entry left."""
     store.apply(payments(COMPACT_AT - 1))
     calls: list[str] = []
-    script, compare_and_set = store._script, store._compare_and_set_many
+    send, compare_and_set = store._send_write, store._compare_and_set_many
 
-    def counted_script(*args: Any, **kwargs: Any) -> Any:
+    def counted_send(connection: Any, command: Sequence[Any]) -> None:
         calls.append("write")
-        return script(*args, **kwargs)
+        send(connection, command)
 
     def counted_compare_and_set(*args: Any, **kwargs: Any) -> Any:
         calls.append("compare-and-set")
         return compare_and_set(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_script", counted_script)
+    monkeypatch.setattr(store, "_send_write", counted_send)
     monkeypatch.setattr(store, "_compare_and_set_many", counted_compare_and_set)
 
     store.apply(payments(1))
@@ -324,21 +325,43 @@ def test_a_write_whose_call_failed_folds_its_events_once(
     events = history() + payments(3 * COMPACT_AT)
     first, second, third = events[:-40], events[-40:-20], events[-20:]
     store.apply(first)
-    script = store._script
+    send, receive = store._send_write, store._receive_write
 
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        if lost == "after the write":
-            script(*args, **kwargs)
+    def fail_to_send(connection: Any, command: Sequence[Any]) -> None:
         raise redis.ConnectionError(f"lost the connection {lost}")
 
-    monkeypatch.setattr(store, "_script", fail)
+    def fail_to_receive(connection: Any, command: Sequence[Any]) -> list[Any]:
+        receive(connection, command)  # the script ran
+        raise redis.ConnectionError(f"lost the connection {lost}")
+
+    if lost == "after the write":
+        monkeypatch.setattr(store, "_receive_write", fail_to_receive)
+    else:
+        monkeypatch.setattr(store, "_send_write", fail_to_send)
     with pytest.raises(redis.ConnectionError):
         store.apply(second)
-    monkeypatch.setattr(store, "_script", script)
+    monkeypatch.setattr(store, "_send_write", send)
+    monkeypatch.setattr(store, "_receive_write", receive)
     if lost == "before the write":
         store.apply(second)
     store.apply(third)
     store.compact("A")
+
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    for customer in ("A", "B", "C", "X"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
+def test_a_write_loads_its_script_into_a_redis_that_lost_it(store: RedisFeatureStore) -> None:
+    """Redis forgets its scripts when it restarts or they are flushed: a write whose call
+    finds the script missing (so it did not run) loads it and sends the call again, and
+    every event is folded once."""
+    events = history() + payments(COMPACT_AT + 5)
+    store.apply(events[:10])
+    store.client.script_flush()
+
+    store.apply(events[10:])
 
     reference = InMemoryFeatureStore()
     reference.apply(events)
@@ -367,13 +390,13 @@ def test_a_batch_writes_at_most_script_states_states_per_call(
         for customer in customers
     ]
     calls: list[int] = []
-    script = store._script
+    send = store._send_write
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(len(kwargs["args"]))
-        return script(*args, **kwargs)
+    def counted(connection: Any, command: Sequence[Any]) -> None:
+        calls.append(len(command))
+        send(connection, command)
 
-    monkeypatch.setattr(store, "_script", counted)
+    monkeypatch.setattr(store, "_send_write", counted)
 
     store.apply(events)
 
