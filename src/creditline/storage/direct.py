@@ -17,6 +17,12 @@ transaction, on its connection, which must already have begun
 (`storage.uow.transaction_connection` begins it); inside `uow.committing()` it is queued
 in the same PostgreSQL pipeline as any other write. Statements that SQLAlchemy rewrites
 per execution (expanding `IN` lists) are refused.
+
+`execute_together` runs a few statements whose values do not depend on each other's rows
+in one round trip on PostgreSQL (a psycopg pipeline closed by one sync): the server still
+runs them one after the other, each with its own snapshot, so a statement sees the locks
+and writes of the ones before it, as it would if they were sent one by one. Each round
+trip costs CPU on both sides (a send, a wake-up, a poll, a receive) beside the wait.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -33,6 +40,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
 _CURSOR_KEY = "storage.direct_cursor"
+_CURSORS_KEY = "storage.direct_cursors"
 
 Processor = Callable[[Any], Any]
 
@@ -46,6 +54,10 @@ class _Compiled:
     binds: tuple[tuple[str, Processor], ...]
     columns: tuple[str, ...]
     types: tuple[TypeEngine[Any], ...]
+    #: The statement's own literal binds ('closed', 0), by name, when every other bind is
+    #: named by its key and given by the caller: then the parameters are the caller's
+    #: values plus these (None: SQLAlchemy's `construct_params` builds them).
+    fixed: dict[str, Any] | None
     #: (index, processor) of the columns whose values need one; known after a first run,
     #: since a type may choose its processor by the driver's type code (PostgreSQL's OID).
     results: tuple[tuple[int, Processor], ...] | None = None
@@ -66,15 +78,10 @@ class DirectStatement:
         parameters = _parameters(form, values)
         try:
             cursor.execute(form.sql, parameters)
-            rows = cursor.fetchall() if form.columns and cursor.description else []
+            rows = cursor.fetchall() if form.columns and _has_rows(cursor) else []
         except connection.dialect.loaded_dbapi.Error as error:
             raise _wrapped(connection, form.sql, parameters, error) from error
-        if not rows:
-            return []
-        results = form.results
-        if results is None:
-            results = form.results = _result_processors(form, connection.dialect, cursor)
-        return [_row(form.columns, results, row) for row in rows]
+        return _rows(form, connection.dialect, cursor, rows)
 
     def execute_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run a write once per set of values (all with the same names), returning nothing."""
@@ -94,6 +101,50 @@ class DirectStatement:
         if found is None:
             found = self._compiled[key] = _compile(self._statement, dialect, sorted(values))
         return found
+
+
+def execute_together(
+    connection: Connection, statements: Sequence[tuple[DirectStatement, Mapping[str, Any]]]
+) -> list[list[dict[str, Any]]]:
+    """Run the statements in order, in one round trip on PostgreSQL (see the module
+    docstring); the rows of each, as `DirectStatement.execute` returns them. An error in
+    any of them is raised, as SQLAlchemy's, once all were sent; the ones after it do not
+    run. Elsewhere, or inside a pipeline already open, they run one by one."""
+    driver = connection.connection.driver_connection
+    if (
+        not isinstance(driver, psycopg.Connection)
+        or driver.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+    ):
+        return [statement.execute(connection, values) for statement, values in statements]
+    dialect = connection.dialect
+    cursors = _cursors(connection, driver, len(statements))
+    sent = []
+    try:
+        with driver.pipeline():
+            for (statement, values), cursor in zip(statements, cursors, strict=True):
+                form = statement._form(dialect, values)
+                parameters = _parameters(form, values)
+                sent.append((form, parameters))
+                cursor.execute(form.sql, parameters)
+        found = []
+        for (form, _), cursor in zip(sent, cursors, strict=False):
+            rows = cursor.fetchall() if form.columns and _has_rows(cursor) else []
+            found.append(_rows(form, dialect, cursor, rows))
+    except psycopg.Error as error:
+        sql = "; ".join(form.sql for form, _ in sent)
+        raise _wrapped(connection, sql, [parameters for _, parameters in sent], error) from error
+    return found
+
+
+def _rows(
+    form: _Compiled, dialect: Dialect, cursor: Any, rows: Sequence[Sequence[Any]]
+) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    results = form.results
+    if results is None:
+        results = form.results = _result_processors(form, dialect, cursor)
+    return [_row(form.columns, results, row) for row in rows]
 
 
 def _compile(
@@ -118,7 +169,48 @@ def _compile(
         tuple(binds),
         tuple(key for key, _ in returned),
         tuple(type_ for _, type_ in returned),
+        _fixed_binds(compiled, frozenset(names)),
     )
+
+
+def _fixed_binds(compiled: SQLCompiler, names: frozenset[str]) -> dict[str, Any] | None:
+    """The values `construct_params` adds to `names` for this statement, when they do not
+    depend on the execution (see `_Compiled.fixed`); None otherwise. SQLAlchemy itself is
+    asked, once, with a marker for each name: what it returns beside the markers is fixed."""
+    if any(bind.callable is not None for bind in compiled.bind_names):
+        return None
+    try:
+        probe = compiled.construct_params({name: _Given(name) for name in names})
+    except Exception:  # a required value missing: construct_params says so at each run
+        return None
+    fixed: dict[str, Any] = {}
+    for key, value in probe.items():
+        if isinstance(value, _Given):
+            if value.name != key:
+                return None
+        elif key in names:
+            return None
+        else:
+            fixed[key] = value
+    return fixed
+
+
+@dataclass(frozen=True, slots=True)
+class _Given:
+    name: str
+
+
+def _has_rows(cursor: Any) -> bool:
+    """Whether the cursor's last statement returned rows (psycopg's `description` builds a
+    column object per column each time it is asked, so its result is asked instead)."""
+    result: Any = getattr(cursor, "pgresult", _NO_RESULT)
+    if result is _NO_RESULT:
+        return cursor.description is not None
+    return result is not None and result.status == _TUPLES_OK
+
+
+_NO_RESULT = object()
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 
 
 def _result_processors(
@@ -143,8 +235,12 @@ def _returned(statement: Select[Any] | Insert | Update | Delete) -> list[tuple[s
 
 
 def _parameters(form: _Compiled, values: Mapping[str, Any]) -> Any:
-    # construct_params adds the statement's own literal binds ('closed', 0) to the values.
-    params = form.compiled.construct_params(dict(values))
+    # The statement's own literal binds ('closed', 0) are added to the values.
+    fixed = form.fixed
+    if fixed is None:
+        params = form.compiled.construct_params(dict(values))
+    else:
+        params = {**values, **fixed} if fixed else dict(values)
     for name, processor in form.binds:
         try:
             params[name] = processor(params[name])
@@ -174,6 +270,18 @@ def _cursor(connection: Connection) -> Any:
     cursor = driver.cursor()  # type: ignore[union-attr]
     connection.info[_CURSOR_KEY] = (driver, cursor)
     return cursor
+
+
+def _cursors(connection: Connection, driver: psycopg.Connection[Any], count: int) -> list[Any]:
+    """`count` driver cursors kept for this DBAPI connection, beside the one of `_cursor`
+    (statements sent together each need their own: a cursor holds one result)."""
+    cached = connection.info.get(_CURSORS_KEY)
+    if cached is None or cached[0] is not driver:
+        cached = connection.info[_CURSORS_KEY] = (driver, [])
+    cursors: list[Any] = cached[1]
+    while len(cursors) < count:
+        cursors.append(driver.cursor())
+    return cursors[:count]
 
 
 def _wrapped(connection: Connection, sql: str, parameters: Any, error: Any) -> StatementError:

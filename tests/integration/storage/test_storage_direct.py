@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
-from creditline.storage.direct import DirectStatement
+from creditline.storage.direct import DirectStatement, execute_together
 from creditline.storage.tables import business_date, idempotency_keys
 
 AT = datetime(2026, 1, 15, 2, 30, 15, 123456, tzinfo=UTC)
@@ -150,6 +150,68 @@ def test_a_lost_connection_is_invalidated_as_sqlalchemy_would(engine: Engine) ->
         assert connection.invalidated
     # The pool hands out a working connection afterwards.
     with engine.connect() as connection:
+        assert (
+            connection.execute(select(func.count()).select_from(idempotency_keys)).scalar_one() == 0
+        )
+
+
+def test_statements_sent_together_return_what_each_returns_alone(engine: Engine) -> None:
+    completed = select(idempotency_keys.c.key, idempotency_keys.c.created_at).where(
+        idempotency_keys.c.state == "completed"
+    )
+    counted = select(func.count().label("n")).select_from(idempotency_keys)
+    with engine.begin() as connection:
+        connection.execute(insert(idempotency_keys), _record("done"))
+        connection.execute(insert(idempotency_keys), _record("running", state="in_flight"))
+        alone = [
+            DirectStatement(_SELECT_ALL).execute(connection, {"the_key": "running"}),
+            DirectStatement(completed).execute(connection, {}),
+            DirectStatement(_SELECT_ALL).execute(connection, {"the_key": "absent"}),
+            DirectStatement(counted).execute(connection, {}),
+        ]
+        together = execute_together(
+            connection,
+            [
+                (DirectStatement(_SELECT_ALL), {"the_key": "running"}),
+                (DirectStatement(completed), {}),
+                (DirectStatement(_SELECT_ALL), {"the_key": "absent"}),
+                (DirectStatement(counted), {}),
+            ],
+        )
+    assert together == alone
+    assert together[1] == [{"key": "done", "created_at": AT}]
+    assert together[3] == [{"n": 2}]
+    assert together[0][0]["headers"] == {"content-type": "application/json", "location": "/v1/x/1"}
+
+
+def test_a_statement_sent_together_sees_the_writes_before_it(engine: Engine) -> None:
+    counted = DirectStatement(select(func.count().label("n")).select_from(idempotency_keys))
+    with engine.begin() as connection:
+        found = execute_together(
+            connection,
+            [
+                (counted, {}),
+                (DirectStatement(insert(idempotency_keys)), _record("new")),
+                (counted, {}),
+            ],
+        )
+    assert found == [[{"n": 0}], [], [{"n": 1}]]
+    assert _by_sqlalchemy(engine, "new")["state"] == "completed"
+
+
+def test_an_error_among_statements_sent_together_is_sqlalchemys(engine: Engine) -> None:
+    statement = DirectStatement(insert(idempotency_keys))
+    with engine.connect() as connection:
+        with pytest.raises(IntegrityError), connection.begin():
+            execute_together(
+                connection,
+                [
+                    (statement, _record("twice")),
+                    (statement, _record("twice")),
+                    (statement, _record("after")),
+                ],
+            )
+        # The transaction rolled back: none of them is kept, and the connection still works.
         assert (
             connection.execute(select(func.count()).select_from(idempotency_keys)).scalar_one() == 0
         )

@@ -2,7 +2,8 @@
 
 * Which rows fired is read from an extra output each row carries (no zen-engine trace); it
   must agree with zen-engine's own trace, for any applicant (Hypothesis). A remembered
-  table result must be the one a fresh evaluation gives.
+  table result must be the one a fresh evaluation gives, also for numbers on, beside and
+  between the numbers a table compares with (a number is remembered by its class).
 * A policy that reads a field the pipeline does not give fails to load (v1 reads the
   fraud-ring and thin-file flags that v2 turned into rows).
 * The fraud-ring and thin-file thresholds are rows of v2's admission table: both sides of
@@ -29,6 +30,7 @@ from creditline.decisioning.adapters.zen_policies import (
     RULE_ID_FIELD,
     ZenPolicyEngine,
     fields_read,
+    numeric_bounds,
 )
 from creditline.decisioning.domain.application import TABLE_FIELDS, ApplicantFacts
 from creditline.decisioning.domain.pipeline import Outcome
@@ -45,6 +47,7 @@ V2 = ROOT / "v2"
 BOTH = frozenset({"credit_assessment", "credit_bureau_query"})
 ENGINE = ZenPolicyEngine(V2)
 UNREMEMBERED = ZenPolicyEngine(V2, memo_size=0)
+CLASSED = ZenPolicyEngine(V2)
 
 
 def fired_by_trace(table: str, context: dict[str, Any]) -> list[str]:
@@ -142,6 +145,98 @@ def test_only_plain_decision_tables_are_remembered() -> None:
     assert fields_read(plain) == (("score", "tier"), ("applicant", "age"))
     assert fields_read(expression) is None
     assert fields_read(other_node) is None
+
+
+def _one_table(rules: list[dict[str, str]], output: str = '"x"') -> dict[str, Any]:
+    inputs = [{"id": "a", "field": "applicant.age"}, {"id": "b", "field": "score.tier"}]
+    return {
+        "nodes": [
+            {"type": "inputNode"},
+            {
+                "type": "decisionTableNode",
+                "content": {
+                    "hitPolicy": "first",
+                    "inputs": inputs,
+                    "outputs": [{"id": "o", "field": "out"}],
+                    "rules": [{"_id": f"r{n}", "o": output, **r} for n, r in enumerate(rules)],
+                },
+            },
+        ]
+    }
+
+
+def test_the_numbers_a_field_is_compared_with_are_its_classes() -> None:
+    numeric = _one_table(
+        [{"a": "< 18", "b": '"good"'}, {"a": "[50..100)", "b": ""}, {"a": "620", "b": ""}]
+    )
+    boolean = _one_table([{"a": "> 1", "b": ""}, {"a": "true", "b": ""}])
+
+    assert numeric_bounds(numeric) == {("applicant", "age"): (18.0, 50.0, 100.0, 620.0)}
+    assert numeric_bounds(boolean) == {("score", "tier"): ()}
+    assert numeric_bounds(_one_table([{"a": "< 18", "b": ""}], output="a * 2")) == {}
+    assert numeric_bounds(_one_table([{"a": "< 18", "zzz": "1"}])) == {}
+    assert numeric_bounds({"nodes": []}) == {}
+
+
+NEAR = 1e-8  # beside a class's edge, within the billionth that is keyed by value
+INCOMES: tuple[float, ...] = (60_000.0, 50_000, 50_000.0, 50_000 - NEAR, 50_000 + NEAR)
+INCOMES += (49_999.99, 149_999.5, 150_000, 150_000 + 1e-6, 300_000.0, 299_999.999, 0.0, 1e7)
+SCORES: tuple[float, ...] = (
+    700,
+    599,
+    600,
+    601,
+    610,
+    619,
+    620,
+    799,
+    800,
+    801,
+    599.9999999999,
+    800 + NEAR,
+)
+
+
+@pytest.mark.parametrize(
+    ("income", "score"), [(income, score) for income in INCOMES for score in SCORES]
+)
+def test_a_number_remembered_by_its_class_gives_zen_engines_result(
+    income: float, score: float
+) -> None:
+    # The memo is warmed with a number inside each class first (60,000 and 700), so a
+    # number on or beside a class's edge that were keyed wrongly would get its result.
+    context = {
+        "applicant": {"age": 30, "annual_income_yuan": income},
+        "credit": {"has_open_line": False, "max_days_past_due": 0},
+        "graph": {
+            "shared_device_customers": 0,
+            "neighbour_delinquent_share": 0.0,
+            "shared_device_cluster_size": 1,
+        },
+        "history": {"payments_and_orders_365d": 9, "has_bill_history": True, "thin_file": False},
+        "score": {"value": score, "tier": "good"},
+    }
+    warm = {**context, "applicant": {"age": 30, "annual_income_yuan": 60_000.0}}
+    warm["score"] = {"value": 700, "tier": "good"}
+    for table in TABLES:
+        CLASSED.evaluate(table, warm)
+        remembered = CLASSED.evaluate(table, context)
+        fresh = UNREMEMBERED.evaluate(table, context)
+
+        assert remembered.fired == fresh.fired
+        assert [dict(r) for r in remembered.rows] == [dict(r) for r in fresh.rows]
+
+
+def test_incomes_in_one_band_share_the_limit_tables_entry() -> None:
+    engine = ZenPolicyEngine(V2)
+    context: dict[str, Any] = {
+        "score": {"value": 700, "tier": "good"},
+        "history": {"thin_file": False},
+    }
+    for income in (60_000.0, 61_234.5, 149_999, 75_000):
+        context["applicant"] = {"annual_income_yuan": income}
+        assert engine.evaluate("limit", context).fired == ("good-50k-150k",)
+    assert len(engine._memo) == 1
 
 
 def test_a_table_reading_a_field_the_pipeline_does_not_give_fails_to_load() -> None:

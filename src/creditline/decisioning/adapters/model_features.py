@@ -91,7 +91,7 @@ class OnlineFeatureSource:
 
     def __call__(self, customer_id: str, on: date) -> FeatureSnapshot:
         vector = feature_service.customer_features(self._store, customer_id, on)
-        values = {k: _number(v) for k, v in vector.items()}
+        values = {k: v if type(v) is float else _number(v) for k, v in vector.items()}
         activity = (values.get("payment_count_365d") or 0) + (values.get("order_count_365d") or 0)
         return FeatureSnapshot(
             values=values,

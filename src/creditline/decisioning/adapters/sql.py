@@ -62,7 +62,7 @@ from creditline.privacy.ports import FieldCipher
 from creditline.shared.clock import age_on
 from creditline.shared.money import Currency, Money
 from creditline.storage.business_date import SqlBusinessDateStore
-from creditline.storage.direct import DirectStatement
+from creditline.storage.direct import DirectStatement, execute_together
 from creditline.storage.metadata import metadata
 from creditline.storage.tables import business_date
 from creditline.storage.types import UtcDateTime
@@ -375,7 +375,9 @@ class SqlApplicantReader:
     """Facts from privacy (age, income, consents), lending (lines) and features.
 
     `locked` holds the customers this transaction has already locked and read (see
-    `SqlDecisioningUnitOfWork.lock_customer`); any other customer is read here.
+    `SqlDecisioningUnitOfWork.lock_customer`); any other customer is read here. `read_ahead`
+    holds the consents-and-credit rows the lock's round trip brought along; they are used
+    once.
     """
 
     def __init__(
@@ -384,11 +386,13 @@ class SqlApplicantReader:
         credit: Callable[[str, date], CreditSummary] | None,
         features: FeatureSource,
         locked: Mapping[str, _CustomerRow | None] | None = None,
+        read_ahead: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self._session = session
         self._credit = credit
         self._features = features
         self._locked = locked if locked is not None else {}
+        self._read_ahead = read_ahead if read_ahead is not None else {}
 
     def facts(self, customer_id: str, on: date) -> ApplicantFacts | None:
         if customer_id in self._locked:
@@ -400,7 +404,9 @@ class SqlApplicantReader:
         connection = transaction_connection(self._session)
         purposes: list[str]
         if self._credit is None:  # both in one statement
-            rows = _CONSENTS_AND_CREDIT.execute(connection, {"customer_id": customer_id})
+            rows = self._read_ahead.pop(customer_id, None)
+            if rows is None:
+                rows = _CONSENTS_AND_CREDIT.execute(connection, {"customer_id": customer_id})
             credit = credit_summary_of(rows[0])
             purposes = [row["purpose"] for row in rows if row["purpose"] is not None]
         else:
@@ -462,14 +468,18 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         self._lines = lines
         self._locked: dict[str, _CustomerRow | None] = {}
         self._known: dict[str, Decision | None] = {}
+        self._read_ahead: dict[str, list[dict[str, Any]]] = {}
 
     def _on_enter(self) -> None:
         self._locked = {}
         self._known = {}
+        self._read_ahead = {}
         self._business_date = None
         self.decisions = SqlDecisionRepository(self.session, self._known)
         credit = None if self._credit is None else self._credit(self.session)
-        self.applicants = SqlApplicantReader(self.session, credit, self._features, self._locked)
+        self.applicants = SqlApplicantReader(
+            self.session, credit, self._features, self._locked, self._read_ahead
+        )
         self.lines = self._lines(self.session)
 
     def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
@@ -477,10 +487,21 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         if application_id is None:
             self._locked[customer_id] = _read_customer(self.session, customer_id)
             return
-        rows = _LOCK_CUSTOMER_AND_DECISION.execute(
-            transaction_connection(self.session),
+        lock = (
+            _LOCK_CUSTOMER_AND_DECISION,
             {"customer_id": customer_id, "application_id": application_id},
         )
+        connection = transaction_connection(self.session)
+        if self._credit is None:
+            # The consents and the credit summary go in the lock's round trip, behind it:
+            # the server runs them after the lock is held, as if sent after it. A retried
+            # application (its decision found) does not use them.
+            rows, ahead = execute_together(
+                connection, [lock, (_CONSENTS_AND_CREDIT, {"customer_id": customer_id})]
+            )
+            self._read_ahead[customer_id] = ahead
+        else:
+            rows = lock[0].execute(connection, lock[1])
         if not rows:  # no such customer: the decision is looked up on its own
             self._locked[customer_id] = None
             return

@@ -22,12 +22,24 @@ decision tables over plain field paths (all of ours), its results are remembered
 values of those fields (`memo_size` of them per policy): most applicants share an
 admission profile, a tier's price, a score's cut-off, and each call into zen-engine is a
 hand-off to its worker thread that costs far more than the evaluation under load.
+
+A number is remembered by its class rather than its value where that is exact: when a
+policy file is one decision table whose outputs are literals, and every cell of a field's
+columns compares it with numbers only (`< 18`, `>= 0.5`, `[50000..150000)`, `620`), which
+rows fire depends only on where the number lies among those numbers, so every income
+between ¥50,000 and ¥150,000 shares the limit table's entry, and every score between 620
+and 799 the price table's. A number within a billionth (relative) of one of them is
+remembered by its exact value (zen-engine compares decimals, Python floats: the two could
+disagree only there), and so is anything that is not a finite int or float.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+from bisect import bisect_right
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -54,6 +66,8 @@ class ZenPolicyEngine:
         digest = hashlib.sha256()
         self._contents: dict[str, Any] = {}
         self._reads: dict[str, tuple[tuple[str, ...], ...] | None] = {}
+        #: Per table, the numbers each field read is compared with (None: keyed by value).
+        self._bounds: dict[str, tuple[tuple[float, ...] | None, ...]] = {}
         self._memo: dict[tuple[Any, ...], TableResult] = {}
         self._memo_size = memo_size
         for table in TABLES:
@@ -73,7 +87,10 @@ class ZenPolicyEngine:
                     f"{path} reads {', '.join(unknown)}, which the pipeline does not give "
                     f"the {table} table (it gives {', '.join(sorted(provided))})"
                 )
-            self._reads[table] = fields_read(parsed)
+            reads = self._reads[table] = fields_read(parsed)
+            if reads is not None:
+                classes = numeric_bounds(parsed)
+                self._bounds[table] = tuple(classes.get(path) for path in reads)
             self._contents[table] = zen.ZenDecisionContent(json.dumps(with_rule_ids(parsed)))
         params_path = folder / "parameters.json"
         raw_params = params_path.read_bytes()
@@ -100,7 +117,7 @@ class ZenPolicyEngine:
         reads = self._reads.get(table)
         if reads is None or self._memo_size <= 0:
             return self._evaluate(table, context)
-        key = (table, *(_typed(_at(context, path)) for path in reads))
+        key = (table, *map(_key, (_at(context, path) for path in reads), self._bounds[table]))
         known = self._memo.get(key)
         if known is not None:
             return known
@@ -149,10 +166,92 @@ def fields_read(content: Mapping[str, Any]) -> tuple[tuple[str, ...], ...] | Non
 def _at(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = context
     for part in path:
-        if not isinstance(node, Mapping) or part not in node:
+        if type(node) is not dict and not isinstance(node, Mapping):
             return _MISSING
-        node = node[part]
+        node = node.get(part, _MISSING)
+        if node is _MISSING:
+            return node
     return node
+
+
+def _key(value: Any, bounds: tuple[float, ...] | None) -> Any:
+    """A field's part of a memo key: the number's class among `bounds` where that is exact
+    (see the module docstring), else the typed value."""
+    # (`value - value == 0` leaves out infinities and NaN.)
+    if bounds is not None and (type(value) is int or type(value) is float) and value - value == 0:
+        at = bisect_right(bounds, value)
+        below = bounds[at - 1] if at else None
+        above = bounds[at] if at < len(bounds) else None
+        if (below is None or value - below > _near(below)) and (
+            above is None or above - value > _near(above)
+        ):
+            return at
+    return _typed(value)
+
+
+def _near(bound: float) -> float:
+    return 1e-9 * max(1.0, abs(bound))
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+#: A cell that compares the field with a number (`< 18`, `>= 0.5`, `620`), or an interval
+#: of two numbers (`[600..619]`, `[50000..150000)`, `(0..1]`).
+_COMPARISON = re.compile(rf"\s*(?:<=|>=|<|>)?\s*({_NUMBER})\s*")
+_INTERVAL = re.compile(rf"\s*[\[(\]]\s*({_NUMBER})\s*\.\.\s*({_NUMBER})\s*[\])\[]\s*")
+#: An output that is a constant: a plain string, a number, true, false, null.
+_LITERAL = re.compile(rf'\s*(?:"[^"\\`$]*"|{_NUMBER}|true|false|null)?\s*')
+
+
+def numeric_bounds(content: Mapping[str, Any]) -> dict[tuple[str, ...], tuple[float, ...]]:
+    """The fields of a one-table JDM graph that its cells only compare with numbers, and
+    those numbers, sorted (none when the graph is not one decision table with literal
+    outputs, or a rule names a column the table does not have)."""
+    tables = [
+        node
+        for node in content.get("nodes", [])
+        if isinstance(node, Mapping) and node.get("type") == "decisionTableNode"
+    ]
+    if len(tables) != 1:
+        return {}
+    table = tables[0].get("content", {})
+    columns = {str(c.get("id")): str(c.get("field", "")) for c in table.get("inputs", [])}
+    outputs = {str(c.get("id")) for c in table.get("outputs", [])}
+    bounds: dict[str, set[float]] = {field_: set() for field_ in columns.values()}
+    for rule in table.get("rules", []):
+        for cell, text in rule.items():
+            if cell == "_id" or cell == "_description":
+                continue
+            if not isinstance(text, str):
+                return {}
+            if cell in outputs:
+                if not _LITERAL.fullmatch(text):
+                    return {}
+                continue
+            if cell not in columns:
+                return {}
+            field_ = columns[cell]
+            if field_ not in bounds or not text.strip():
+                continue
+            numbers = _numbers(text)
+            if numbers is None:
+                del bounds[field_]
+            else:
+                bounds[field_].update(numbers)
+    return {
+        tuple(field_.split(".")): tuple(sorted(found))
+        for field_, found in bounds.items()
+        if is_plain_path(field_)
+    }
+
+
+def _numbers(cell: str) -> tuple[float, ...] | None:
+    """The numbers a cell compares with, if it only compares with numbers."""
+    for pattern in (_COMPARISON, _INTERVAL):
+        matched = pattern.fullmatch(cell)
+        if matched:
+            found = tuple(float(n) for n in matched.groups())
+            return found if all(math.isfinite(n) for n in found) else None
+    return None
 
 
 def _typed(value: Any) -> tuple[type, Any]:
