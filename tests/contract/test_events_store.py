@@ -211,3 +211,41 @@ def test_a_batch_whose_first_event_is_new_names_the_stored_ones_among_the_rest(
     stored = {e.event_id: e for e in store.for_customer("cus-1")}
     assert stored["evt-7"].amount_minor == 100
     assert stored == {f"evt-{n}": parse_event(payment(n)) for n in range(40)}
+
+
+def test_a_fresh_batch_after_one_that_met_stored_ids_is_stored_whole(store: EventStore) -> None:
+    # On PostgreSQL the second batch's COPY fails on its stored ids and its transaction is
+    # rolled back before the staging table takes it: the connection must come back clean.
+    ingest_batch(store, [payment(n) for n in range(10, 20)])
+    partly = ingest_batch(store, [payment(n) for n in range(5, 15)])
+    fresh = ingest_batch(store, [payment(n) for n in range(20, 30)])
+
+    assert (partly.accepted, partly.duplicates, partly.rejected) == (5, 5, ())
+    assert (fresh.accepted, fresh.duplicates, fresh.rejected) == (10, 0, ())
+    assert store.count() == 25
+    stored = {e.event_id: e for e in store.for_customer("cus-1")}
+    assert stored == {f"evt-{n}": parse_event(payment(n)) for n in range(5, 30)}
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_a_staged_batch_is_stored_only_when_its_call_runs(
+    request: pytest.FixtureRequest, database: str, tmp_path: Path
+) -> None:
+    from creditline.data.service import check_batch
+
+    with migrated_database(request, database, tmp_path) as url:
+        engine = create_db_engine(url)
+        store = SqlEventStore(engine, FixedClock(datetime(2026, 1, 15, 2, 0, tzinfo=UTC)))
+        store.append_table(check_batch([payment(n) for n in range(3)]).valid.table)
+        table = check_batch([payment(n) for n in range(6)]).valid.table
+
+        store_it = store.stage_table(table)
+        assert store.count() == 3  # staging encodes; nothing is written yet
+        result = store_it()
+
+        assert result == AppendResult(
+            3, {f"evt-{n}": parse_event(payment(n)).digest() for n in range(3)}
+        )
+        assert store.count() == 6
+        assert store.stage_table(table.slice(0, 0))() == AppendResult(0, {})
+        engine.dispose()

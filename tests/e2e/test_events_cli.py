@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -74,7 +75,8 @@ def as_row(event: dict[str, object]) -> list[object]:
     return [event[name] for name in HEADER]
 
 
-def test_a_csv_with_every_kind_of_bad_row(env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", ["--reader-process", "--no-reader-process"])
+def test_a_csv_with_every_kind_of_bad_row(env: dict[str, str], tmp_path: Path, reader: str) -> None:
     file = tmp_path / "events.csv"
     write_csv(
         file,
@@ -92,7 +94,7 @@ def test_a_csv_with_every_kind_of_bad_row(env: dict[str, str], tmp_path: Path) -
         ],
     )
 
-    result = runner.invoke(app, ["events", "load", str(file)], env=env)
+    result = runner.invoke(app, ["events", "load", str(file), reader], env=env)
 
     assert result.exit_code == 0, result.output
     assert "10 rows: 2 stored, 1 duplicates, 7 rejected" in result.stdout
@@ -150,8 +152,9 @@ def test_unusable_input_exits_with_2(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("reader", ["--reader-process", "--no-reader-process"])
 def test_a_killed_load_then_a_reload_stores_every_event_exactly_once(
-    env: dict[str, str], tmp_path: Path
+    env: dict[str, str], tmp_path: Path, reader: str
 ) -> None:
     total = 20_000
     file = tmp_path / "events.jsonl"
@@ -165,6 +168,7 @@ def test_a_killed_load_then_a_reload_stores_every_event_exactly_once(
         str(file),
         "--batch",
         "500",
+        reader,
     ]
     process = subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -172,13 +176,17 @@ def test_a_killed_load_then_a_reload_stores_every_event_exactly_once(
     deadline = time.monotonic() + 120
     while stored(env)[0] < 1_000 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
+    readers = psutil.Process(process.pid).children()  # a batch reader is a forked child
     process.send_signal(signal.SIGKILL)
     process.wait()
     before, _ = stored(env)
+    _, alive = psutil.wait_procs(readers, timeout=10)
 
     result = runner.invoke(app, ["events", "load", str(file)], env=env)
 
     assert 0 < before < total, "the loader must die part-way through"
+    assert len(readers) == (1 if reader == "--reader-process" else 0)
+    assert not alive, "the batch reader must end with its loader"
     assert result.exit_code == 0, result.output
     assert (
         f"{total} rows: {total - before} stored, {before} duplicates, 0 rejected" in result.stdout

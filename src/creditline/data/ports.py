@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from creditline.data.domain.events import BehaviourEvent
@@ -37,3 +37,14 @@ class BulkEventStore(EventStore, Protocol):
     def append_table(self, table: pa.Table) -> AppendResult:
         """`table`: the columns of `EVENT_SCHEMA` plus `digest`, distinct event ids."""
         ...
+
+
+@runtime_checkable
+class StagedEventStore(BulkEventStore, Protocol):
+    """A `BulkEventStore` that splits `append_table` in two: `stage_table` does the CPU
+    work of a batch (its encoding for the database) and returns the call that stores it
+    (the transaction, which mostly waits on the database). A loader can then encode a
+    batch on its own thread, beside its validation, and hand a writer thread only the
+    waiting. The returned call has every promise of `append_table`."""
+
+    def stage_table(self, table: pa.Table) -> Callable[[], AppendResult]: ...

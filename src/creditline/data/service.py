@@ -11,9 +11,10 @@ with `parse_event` row for row), and duplicates are told apart by digest: the sa
 with the same digest is a harmless repeat, with another digest a conflict.
 
 A load of many batches (`ingest_stream`) may validate the next batch while one writer
-thread stores the one before (`overlap`, for PostgreSQL): the batches are still stored one
-at a time, in order, each in its own transaction and reported only once durable, so the
-rule above holds batch by batch.
+thread stores the one before (`overlap`, for PostgreSQL; a `StagedEventStore` encodes the
+batch for the database on the caller's thread, so the writer only waits on the
+database): the batches are still stored one at a time, in order, each in its own
+transaction and reported only once durable, so the rule above holds batch by batch.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +30,7 @@ import pyarrow.compute as pc
 from creditline.data.columnar import ValidBatch, validate_batch, validate_table
 from creditline.data.domain.events import BehaviourEvent
 from creditline.data.domain.ingest import AppendResult, IngestReport, Rejection
-from creditline.data.ports import BulkEventStore, EventStore
+from creditline.data.ports import BulkEventStore, EventStore, StagedEventStore
 from creditline.shared.errors import InvalidInputError
 
 CONFLICT_REASON = "event_id was already used for an event with different content"
@@ -116,8 +118,10 @@ def ingest_stream(
     batch is taken from `batches` (so read and validated, when it is a lazy iterator of
     `check_batch` calls) while the one before is being stored.
 
-    Storing happens on one writer thread, one batch at a time and in order, one
-    transaction each, exactly as a loop of `ingest_batch` calls would: a batch goes to
+    The next batch is also planned and, for a `StagedEventStore`, encoded for the
+    database (`stage_table`) on the caller's thread; storing happens on one writer
+    thread, one batch at a time and in order, one transaction each, exactly as a loop of
+    `ingest_batch` calls would: a batch goes to
     the writer only after the previous one's result is back and its report was taken,
     and a report (and `on_stored`, in this thread) comes only after its batch is
     durable. So a consumer that stops taking reports leaves no batch stored unreported,
@@ -134,24 +138,39 @@ def ingest_stream(
     if not overlap:
         for checked in batches:
             done = _plan(checked)
-            yield _settle(done, _append(store, done.fresh), on_stored, on_stored_table)
+            report = _settle(done, _append(store, done.fresh), on_stored, on_stored_table)
+            # The batch's columns are let go before the next batch is read, as they would
+            # be after a call of `ingest_table`: one batch in memory at a time, not two.
+            checked = done = None  # type: ignore[assignment]
+            yield report
         return
     batches = iter(batches)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-writer") as writer:
         pending: tuple[_Plan, Future[AppendResult]] | None = None
         while True:
             try:
-                batch = next(batches, None)  # read and validated while `pending` is stored
+                # Read, validated, planned and encoded (`_staged`) while `pending` is stored.
+                batch = next(batches, None)
+                staged = None if batch is None else _staged(store, _plan(batch))
             except BaseException:
                 if pending is not None:  # its report first, as a loop of batches would
                     yield _settle(pending[0], pending[1].result(), on_stored, on_stored_table)
                 raise
             if pending is not None:
                 yield _settle(pending[0], pending[1].result(), on_stored, on_stored_table)
-            if batch is None:
+            if staged is None:
                 return
-            plan = _plan(batch)
-            pending = plan, writer.submit(_append, store, plan.fresh)
+            plan, store_it = staged
+            pending = plan, writer.submit(store_it)
+
+
+def _staged(store: EventStore, plan: _Plan) -> tuple[_Plan, Callable[[], AppendResult]]:
+    """The plan and the call that stores it: a `StagedEventStore` encodes the batch now,
+    on the caller's thread, so that the writer thread only waits on the database (a
+    writer that also computes contends for the GIL with the validation beside it)."""
+    if isinstance(store, StagedEventStore):
+        return plan, store.stage_table(plan.fresh.table)
+    return plan, partial(_append, store, plan.fresh)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ Expected counts are worked out by hand from the batches; stored events are compa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +19,10 @@ import pytest
 from sqlalchemy import Engine
 
 from creditline.data.adapters.sql import SqlEventStore
+from creditline.data.columnar import ValidBatch
 from creditline.data.domain.events import BehaviourEvent, parse_event
 from creditline.data.domain.ingest import AppendResult
-from creditline.data.ports import EventStore
+from creditline.data.ports import EventStore, StagedEventStore
 from creditline.data.service import CheckedBatch, check_batch, ingest_stream
 from creditline.shared.clock import FixedClock
 from creditline.storage.engine import create_db_engine
@@ -162,3 +164,42 @@ def test_a_load_stopped_part_way_then_run_again_stores_every_event_exactly_once(
     assert store.count() == 60
     stored = {e.event_id: e for c in ("cus-0", "cus-1", "cus-2") for e in store.for_customer(c)}
     assert stored == {str(raw["event_id"]): parse_event(raw) for raw in raws}
+
+
+class StagingStore(InMemoryEventStore):
+    """A `StagedEventStore` that notes the thread that stages each batch and the thread
+    that stores it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.staged_on: list[str] = []
+        self.stored_on: list[str] = []
+
+    def append_table(self, table: pa.Table) -> AppendResult:
+        return self.stage_table(table)()
+
+    def stage_table(self, table: pa.Table) -> Callable[[], AppendResult]:
+        self.staged_on.append(threading.current_thread().name)
+        events = ValidBatch(table, tuple(range(table.num_rows))).events()
+
+        def store_it() -> AppendResult:
+            self.stored_on.append(threading.current_thread().name)
+            return self.append(events)
+
+        return store_it
+
+
+def test_a_staging_store_encodes_on_the_callers_thread_and_stores_on_the_writer() -> None:
+    store = StagingStore()
+    assert isinstance(store, StagedEventStore)
+    batches = [[payment(n) for n in range(k, k + 4)] for k in (0, 4, 8)]
+
+    reports = list(ingest_stream(store, checked(batches)))
+
+    assert [r.accepted for r in reports] == [4, 4, 4]
+    caller = threading.current_thread().name
+    assert store.staged_on == [caller] * 3
+    assert len(store.stored_on) == 3
+    assert all(name.startswith("event-writer") for name in store.stored_on)
+    stored = {e.event_id: e for e in store.for_customer("cus-1")}
+    assert stored == {f"evt-{n}": parse_event(payment(n)) for n in range(12)}

@@ -5,22 +5,24 @@
 does nothing, `ON CONFLICT DO NOTHING`), and one transaction per batch is what makes a
 crash harmless (a batch is all there or not there). The `(customer_id, occurred_at)`
 index serves single-customer look-ups. On PostgreSQL a batch whose first id is new goes
-straight into the table with one binary `COPY` (see `_copy`, `_copy_data`); a batch whose
-first id is stored (a retry) is looked up first and only its new rows are copied; and
-when the COPY meets a stored id after all (a batch that is partly a retry, or another
-writer), the batch goes through a temporary table and one `INSERT … SELECT … ON CONFLICT
-DO NOTHING`. On SQLite a batch whose first id is new is inserted first and looked up
-only if some row was already there (`_insert_first`); the rows are inserted with one
-`executemany` per set of empty fields, naming only the columns that have values (see
-`_insert`).
+straight into the table with one binary `COPY` (see `_append_copy`, `_copy_data`); a
+batch whose first id is stored (a retry) is looked up first and only its new rows are
+copied; and when the COPY meets a stored id after all (a batch that is partly a retry, or
+another writer), its transaction is rolled back and the batch goes again, in a new one,
+through a temporary table and one `INSERT … SELECT … ON CONFLICT DO NOTHING`. On SQLite
+a batch whose first id is new is inserted first and looked up only if some row was
+already there (`_insert_first`); the rows are inserted with one `executemany` per set of
+empty fields, naming only the columns that have values (see `_insert`). `stage_table`
+splits an append into the encoding (CPU) and the transaction (I/O), for a loader that
+stores on a writer thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -111,26 +113,63 @@ class SqlEventStore:
     def append_table(self, table: pa.Table) -> AppendResult:
         """Append a validated batch given as columns (`ValidBatch.table`: the columns of
         `EVENT_SCHEMA` and `digest`), with distinct event ids, in one transaction."""
+        return self.stage_table(table)()
+
+    def stage_table(self, table: pa.Table) -> Callable[[], AppendResult]:
+        """`append_table` in two steps: the batch's encoding for the database now (on
+        PostgreSQL, the binary COPY data: CPU only), and the returned call that stores it
+        (the transaction: I/O only, so a writer thread running it seldom needs the GIL).
+        The batch's `ingested_at` is the time of this call."""
         if table.num_rows == 0:
-            return AppendResult(0, {})
+            return _NOTHING_STORED
         now = self._clock.now().astimezone(UTC)
+        if self._engine.dialect.name == "postgresql":
+            return partial(self._append_copy, table, _copy_data(table, now), now)
+        return partial(self._append_sqlite, table, now)
+
+    def _append_sqlite(self, table: pa.Table, now: datetime) -> AppendResult:
         ids: list[str] = table.column("event_id").to_pylist()
         with self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # A batch whose first id is new is most likely all new: straight to COPY,
-                # which fails (and falls back, see `_copy`) if any id was stored after all.
-                existing = _digests(connection, ids) if _stored(connection, ids[0]) else {}
-                inserted = _copy(connection, table, now, existing)
-                if len(inserted) + len(existing) < len(ids):
-                    # Some ids were stored already, or another writer stored them between
-                    # the look-up and the insert: name them too (their digests are committed
-                    # or ours to wait on).
-                    missing = [i for i in ids if i not in inserted and i not in existing]
-                    existing |= _digests(connection, missing)
-            else:
-                if table.num_rows >= BULK_ROWS:
-                    connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-                inserted, existing = _insert_first(connection, table, now, ids)
+            if table.num_rows >= BULK_ROWS:
+                connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+            inserted, existing = _insert_first(connection, table, now, ids)
+        return AppendResult(len(inserted), existing)
+
+    def _append_copy(self, table: pa.Table, data: bytes, now: datetime) -> AppendResult:
+        """PostgreSQL: a batch whose first id is new is most likely all new, so its rows
+        (`data`, from `_copy_data`) are copied straight into the table with no look-up:
+        five round trips (BEGIN, the probe of the first id, COPY and its data, COMMIT).
+        A batch whose first id is stored (a retry) is looked up first and only its new
+        rows are copied. A COPY that meets a stored id after all (a batch partly a retry,
+        or another writer's rows) fails as a whole, and so does its transaction, which
+        held nothing else: the batch is then stored again in a new transaction through the
+        staging table (`_copy_insert`), which skips stored ids one by one and names the
+        ones it stored. No savepoint is needed, so none costs two round trips per batch."""
+        from psycopg.errors import UniqueViolation  # only a PostgreSQL engine gets here
+
+        try:
+            with self._engine.begin() as connection:
+                cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                first = table.column("event_id")[0].as_py()
+                cursor.execute("SELECT 1 FROM behaviour_events WHERE event_id = %s", (first,))
+                if cursor.fetchone() is None:
+                    _copy_rows(cursor, "behaviour_events", data)
+                    return AppendResult(table.num_rows, {})
+                ids: list[str] = table.column("event_id").to_pylist()
+                existing = _digests(connection, ids)
+                if len(existing) == len(ids):
+                    return AppendResult(0, existing)
+                new = table.filter(pa.array([i not in existing for i in ids], type=pa.bool_()))
+                _copy_rows(cursor, "behaviour_events", _copy_data(new, now))
+                return AppendResult(new.num_rows, existing)
+        except UniqueViolation:
+            pass  # the transaction rolled back: nothing of the batch is stored
+        ids = table.column("event_id").to_pylist()
+        with self._engine.begin() as connection:
+            inserted = _copy_insert(connection, data)
+            # The ids not stored now are stored already (committed, or another writer's
+            # whose commit the insert waited for): their digests say duplicate or conflict.
+            existing = _digests(connection, [i for i in ids if i not in inserted])
         return AppendResult(len(inserted), existing)
 
     def count(self) -> int:
@@ -279,36 +318,18 @@ def _insert(
 _NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
 
 
-def _copy(
-    connection: Connection, table: pa.Table, now: datetime, stored: dict[str, str]
-) -> set[str]:
-    """PostgreSQL: store the rows whose ids are not in `stored`; the ids stored.
+def _copy_rows(cursor: Any, table_name: str, data: bytes) -> None:
+    """One binary `COPY` of `data` (`_copy_data`) into `table_name`: every row or none
+    (a stored id fails it whole with a unique violation)."""
+    with cursor.copy(f"COPY {table_name} ({_NAMES}) FROM STDIN (FORMAT binary)") as copy:
+        copy.write(data)
 
-    The rows go straight into `behaviour_events` with one binary `COPY` (`_copy_data`),
-    inside a savepoint: that is the cheapest way in (about a third less server CPU than
-    through a staging table, measured) and COPY either stores every row or none. An id
-    that is stored already (not looked up, or stored by another writer after the look-up)
-    makes it fail with a unique violation; the batch then goes through the staging table
-    (`_copy_insert`), which skips stored ids one by one."""
-    ids: list[str] = table.column("event_id").to_pylist()
-    if stored:
-        table = table.filter(pa.array([i not in stored for i in ids], type=pa.bool_()))
-        ids = [i for i in ids if i not in stored]
-    if not ids:
-        return set()
-    from psycopg.errors import UniqueViolation  # only a PostgreSQL engine gets here
 
-    data = _copy_data(table, now)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute("SAVEPOINT behaviour_events_copy")
-    try:
-        with cursor.copy(f"COPY behaviour_events ({_NAMES}) FROM STDIN (FORMAT binary)") as copy:
-            copy.write(data)
-    except UniqueViolation:
-        cursor.execute("ROLLBACK TO SAVEPOINT behaviour_events_copy")
-        return _copy_insert(connection, data)
-    cursor.execute("RELEASE SAVEPOINT behaviour_events_copy")
-    return set(ids)
+def _nothing_stored() -> AppendResult:
+    return AppendResult(0, {})
+
+
+_NOTHING_STORED: Callable[[], AppendResult] = _nothing_stored
 
 
 #: PostgreSQL's binary COPY format: the file header (signature, no flags, no extension),
@@ -394,10 +415,7 @@ def _copy_insert(connection: Connection, data: bytes) -> set[str]:
         "(LIKE behaviour_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(
-        f"COPY behaviour_events_incoming ({names}) FROM STDIN (FORMAT binary)"
-    ) as copy:
-        copy.write(data)
+    _copy_rows(cursor, "behaviour_events_incoming", data)
     # On the driver's cursor: its fetchall reads the returned ids in one go (SQLAlchemy's
     # result would wrap every row).
     cursor.execute(
@@ -406,13 +424,6 @@ def _copy_insert(connection: Connection, data: bytes) -> set[str]:
         "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
     return {str(event_id) for (event_id,) in cursor.fetchall()}
-
-
-def _stored(connection: Connection, event_id: str) -> bool:
-    """PostgreSQL: whether `event_id` is stored (one primary-key probe)."""
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute("SELECT 1 FROM behaviour_events WHERE event_id = %s", (event_id,))
-    return cursor.fetchone() is not None
 
 
 def _digests(
