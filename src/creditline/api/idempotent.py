@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from starlette.responses import Response
 from creditline.api.problems import problem
 from creditline.bootstrap import Container
 from creditline.shared.clock import Clock
+from creditline.storage.direct import DirectStatement
 from creditline.storage.idempotency import Claim, ClaimOutcome, SqlIdempotencyStore
 
 T = TypeVar("T")
@@ -104,17 +106,27 @@ class TransactionRecord(Generic[T]):
         self._request = request
         self._connection = connection
         self._render = render
+        self._now: datetime  # the claim's time, set with its statement
         self.response: Response | None = None
 
     def claim(self) -> None:
+        connection = self._connection()
+        statement, values = self.claim_statement(connection.dialect.name)
+        self.claimed(statement.execute(connection, values))
+
+    def claim_statement(self, dialect: str) -> tuple[DirectStatement, dict[str, Any]]:
+        """The claim as a statement, for a repository that sends it in one round trip with
+        the statements that open the work (a `StatementClaim`); `claimed` takes its rows."""
         keyed = self._keyed
-        claim = self._store.claim_in(
-            self._connection(),
-            keyed.key,
-            keyed.fingerprint,
-            keyed.method,
-            keyed.path,
-            self._clock.now(),
+        self._now = self._clock.now()
+        return self._store.claim_statement(
+            dialect, keyed.key, keyed.fingerprint, keyed.method, keyed.path, self._now
+        )
+
+    def claimed(self, rows: list[dict[str, Any]]) -> None:
+        keyed = self._keyed
+        claim = self._store.claim_result_in(
+            self._connection(), rows, keyed.key, keyed.fingerprint, self._now
         )
         if claim.outcome is ClaimOutcome.CLAIMED:
             return

@@ -16,7 +16,7 @@ from creditline.decisioning.domain.application import ApplicantFacts, ScoreResul
 from creditline.decisioning.domain.decision import Decision
 from creditline.decisioning.domain.policy import PolicyParameters, TableResult
 from creditline.shared.money import Money
-from creditline.shared.uow import CommittingUnitOfWork
+from creditline.shared.uow import CommittingUnitOfWork, RequestRecord
 
 
 class PolicyEngine(Protocol):
@@ -86,11 +86,18 @@ class DecisioningUnitOfWork(CommittingUnitOfWork, Protocol):
     @property
     def lines(self) -> LineOpener: ...
 
-    def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
+    def lock_customer(
+        self,
+        customer_id: str,
+        application_id: str | None = None,
+        record: RequestRecord[Decision] | None = None,
+    ) -> None:
         """Serialise applications of one customer (row lock on PostgreSQL).
 
         With `application_id`, the decision stored under it (if any) may be read in the
-        same statement, for the `decisions.get` that follows."""
+        same statement, for the `decisions.get` that follows. `record`, if given, is
+        claimed first (before the lock, in this transaction; where storage can, in the
+        same round trip), and its claim may raise to stop, as `RequestRecord.claim` does."""
         ...
 
     def business_date(self) -> date:

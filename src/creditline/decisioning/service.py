@@ -153,10 +153,9 @@ def apply_for_credit(
     `business_date`, the one the transaction reads (with the customer's lock) holds.
     """
     with uow:
-        if record is not None:
-            record.claim()
-        # The lock comes first so that the look-up of the id can share its statement.
-        uow.lock_customer(customer_id, application_id)
+        # The record is claimed first, then the lock is taken, which comes before the
+        # look-up of the id so that the look-up can share its statement.
+        uow.lock_customer(customer_id, application_id, record)
         earlier = uow.decisions.get(application_id)
         if earlier is not None:
             if earlier.customer_id != customer_id or earlier.requested_limit != requested_limit:

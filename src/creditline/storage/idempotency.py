@@ -25,6 +25,13 @@ work itself: no lease is needed, and a replay returns the stored bytes. When the
 has done so it says `recorded(key)`, and `complete` writes nothing; a response the route
 did not record (a 4xx raised before or inside it) is stored by `complete`, unless the key
 has a record by then, whose answer is returned instead (`complete_later`).
+
+The in-transaction claim is one statement whose result is needed only before the work's
+own reads are used, so a repository may send it in one round trip with the statements
+that open the work (`claim_statement`, then `claim_result_in` with its rows): a record
+that can be claimed so is a `StatementClaim`. The server runs them in order, the claim
+first, exactly as if they were sent one by one; if the key turns out to be taken, the
+statements after it ran for nothing and are rolled back with the rest.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -96,6 +103,20 @@ _READ = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("the_
 # on the driver (see `storage.direct`).
 _CLAIM_IN_DIRECT = {name: DirectStatement(statement) for name, statement in _CLAIM_IN.items()}
 _COMPLETE_IN = DirectStatement(_COMPLETE)
+
+
+@runtime_checkable
+class StatementClaim(Protocol):
+    """A request record whose claim a repository may send in one round trip with the
+    statements that open the work (see the module docstring)."""
+
+    def claim_statement(self, dialect: str) -> tuple[DirectStatement, dict[str, Any]]:
+        """The claim, for a connection of this dialect (name)."""
+        ...
+
+    def claimed(self, rows: list[dict[str, Any]]) -> None:
+        """Take the claim's rows once they are back; raises to stop, as a claim does."""
+        ...
 
 
 class ClaimOutcome(StrEnum):
@@ -287,9 +308,28 @@ class SqlIdempotencyStore:
         now: datetime,
     ) -> Claim:
         """Claim `key` inside the caller's transaction (see the module docstring)."""
-        claimed = _CLAIM_IN_DIRECT[connection.dialect.name].execute(
-            connection, _claim_values(key, fingerprint, method, path, now)
+        statement, values = self.claim_statement(
+            connection.dialect.name, key, fingerprint, method, path, now
         )
+        return self.claim_result_in(
+            connection, statement.execute(connection, values), key, fingerprint, now
+        )
+
+    def claim_statement(
+        self, dialect: str, key: str, fingerprint: str, method: str, path: str, now: datetime
+    ) -> tuple[DirectStatement, dict[str, Any]]:
+        """The statement of `claim_in` and its values, to be sent by the caller."""
+        return _CLAIM_IN_DIRECT[dialect], _claim_values(key, fingerprint, method, path, now)
+
+    def claim_result_in(
+        self,
+        connection: Connection,
+        claimed: list[dict[str, Any]],
+        key: str,
+        fingerprint: str,
+        now: datetime,
+    ) -> Claim:
+        """What the rows of a `claim_statement` sent in the caller's transaction mean."""
         if claimed:
             return Claim(ClaimOutcome.CLAIMED)
         row = connection.execute(_READ, {"the_key": key}).one()

@@ -22,6 +22,7 @@ from creditline.decisioning.domain.pipeline import Outcome
 from creditline.shared.clock import FixedClock
 from creditline.shared.errors import ConflictError, InvalidInputError, NotFoundError
 from creditline.shared.money import Money
+from creditline.shared.uow import RequestRecord
 from tests.unit.decisioning.test_decisioning_pipeline import FakeScorer
 
 POLICIES = ZenPolicyEngine(Path(__file__).resolve().parents[3] / "policies" / "v2")
@@ -92,7 +93,14 @@ class FakeDecisioningUnitOfWork:
         self._pending_lines.append(OpenedLine(line_id, customer_id, limit, daily_rate))
         return line_id
 
-    def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
+    def lock_customer(
+        self,
+        customer_id: str,
+        application_id: str | None = None,
+        record: RequestRecord[Decision] | None = None,
+    ) -> None:
+        if record is not None:
+            record.claim()
         self.locked.append(customer_id)
 
     def business_date(self) -> date:
@@ -316,3 +324,39 @@ def test_a_review_is_resolved_once(uow: FakeDecisioningUnitOfWork, clock: FixedC
             business_date=ON,
         )
     assert uow.opened == []
+
+
+@dataclass
+class RecordingRecord:
+    """A request record that notes what the use case did with it."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def claim(self) -> None:
+        self.calls.append("claim")
+
+    def complete(self, result: Decision) -> None:
+        self.calls.append(f"complete:{result.outcome.value}")
+
+
+def test_the_request_record_goes_with_the_lock_and_is_completed_with_the_decision(
+    uow: FakeDecisioningUnitOfWork, clock: FixedClock
+) -> None:
+    record = RecordingRecord()
+
+    decision, created = service.apply_for_credit(
+        uow,
+        clock,
+        policies=POLICIES,
+        scorer=FakeScorer(),
+        apr_of=representative_apr,
+        application_id="app-rec",
+        customer_id="cus_ok",
+        requested_limit=None,
+        business_date=ON,
+        record=record,
+    )
+
+    assert created
+    assert uow.locked == ["cus_ok"]
+    assert record.calls == ["claim", f"complete:{decision.outcome.value}"]

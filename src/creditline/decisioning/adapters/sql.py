@@ -61,8 +61,10 @@ from creditline.privacy.adapters.sql import consents, customers
 from creditline.privacy.ports import FieldCipher
 from creditline.shared.clock import age_on
 from creditline.shared.money import Currency, Money
+from creditline.shared.uow import RequestRecord
 from creditline.storage.business_date import SqlBusinessDateStore
 from creditline.storage.direct import DirectStatement, execute_together
+from creditline.storage.idempotency import StatementClaim
 from creditline.storage.metadata import metadata
 from creditline.storage.tables import business_date
 from creditline.storage.types import UtcDateTime
@@ -482,9 +484,16 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         )
         self.lines = self._lines(self.session)
 
-    def lock_customer(self, customer_id: str, application_id: str | None = None) -> None:
+    def lock_customer(
+        self,
+        customer_id: str,
+        application_id: str | None = None,
+        record: RequestRecord[Decision] | None = None,
+    ) -> None:
         # The lock and the read are one statement; the applicant reader reuses the row.
         if application_id is None:
+            if record is not None:
+                record.claim()
             self._locked[customer_id] = _read_customer(self.session, customer_id)
             return
         lock = (
@@ -493,14 +502,25 @@ class SqlDecisioningUnitOfWork(SqlAlchemyUnitOfWork):
         )
         connection = transaction_connection(self.session)
         if self._credit is None:
-            # The consents and the credit summary go in the lock's round trip, behind it:
-            # the server runs them after the lock is held, as if sent after it. A retried
-            # application (its decision found) does not use them.
-            rows, ahead = execute_together(
-                connection, [lock, (_CONSENTS_AND_CREDIT, {"customer_id": customer_id})]
-            )
+            # The claim of the request's record (first: see `storage.idempotency`), the
+            # lock, and the consents and credit summary behind it go in one round trip
+            # (with the transaction's BEGIN on PostgreSQL): the server runs them in order,
+            # so the read sees the lock held, as if each were sent after the one before.
+            # A retried application (its decision found) does not use the read.
+            together = [lock, (_CONSENTS_AND_CREDIT, {"customer_id": customer_id})]
+            claim = record if isinstance(record, StatementClaim) else None
+            if claim is not None:
+                together.insert(0, claim.claim_statement(connection.dialect.name))
+            elif record is not None:
+                record.claim()
+            found = execute_together(connection, together)
+            if claim is not None:
+                claim.claimed(found.pop(0))
+            rows, ahead = found
             self._read_ahead[customer_id] = ahead
         else:
+            if record is not None:
+                record.claim()
             rows = lock[0].execute(connection, lock[1])
         if not rows:  # no such customer: the decision is looked up on its own
             self._locked[customer_id] = None
