@@ -98,9 +98,11 @@ SCRIPT_STATES = 32
 #: so the writer's and Redis's cost per event falls as this grows, and a read's rises
 #: (it folds up to this many pending events). Measured on the 2,000-customer bench
 #: (2026-11-30, same window): 64 takes ~15% less CPU per event, writer and Redis
-#: together, than 32 and ~20% less than 16; a read takes ~25% more client CPU than at 16
-#: (288 → 361 µs), p50 ~0.1 ms more, still far inside the 3 ms p99 target.
-COMPACT_AT = 64
+#: together, than 32 and ~20% less than 16; 128 another ~21% less than 64 (two
+#: alternated pairs: 61 → 77k and 81 → 102k events/s), for ~13% more client CPU per read
+#: (620 → 700 µs) and a read p99 of 1.2–1.3 ms (64: 1.0–1.1), far inside the 3 ms target.
+#: Writes come at ingestion rates, reads one per decision: the writes weigh more.
+COMPACT_AT = 128
 #: States a writer keeps decoded by default (see the module docstring): a year of one
 #: customer's events decodes to ~50 KiB, so ~200 MiB at most; 0 turns the cache off.
 CACHED_STATES = 4_096
