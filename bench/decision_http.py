@@ -111,6 +111,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads per worker for the blocking work (CREDITLINE_HTTP_THREADS; "
+        "default: the setting's default)",
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rates", default="100,300,500", help="paced decisions per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each paced run")
@@ -134,10 +140,12 @@ def main() -> None:
             args.workers,
             app="bench.decision_http:create_bench_app",
             **{FEATURES_ENV: str(features)},
+            **({} if args.threads is None else {"CREDITLINE_HTTP_THREADS": str(args.threads)}),
         ) as (port, meter):
             runs = asyncio.run(drive(port, meter, applicants, args))
     print_runs(
-        f"decisions over HTTP: postgresql, {args.workers} worker(s), {args.clients} clients "
+        f"decisions over HTTP: postgresql, {args.workers} worker(s)"
+        f"{'' if args.threads is None else f' x {args.threads} threads'}, {args.clients} clients "
         f"({os.cpu_count()} cores shared by server and load generator)",
         runs,
     )
