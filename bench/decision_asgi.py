@@ -21,19 +21,16 @@ import json
 import statistics
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvloop
 from starlette.types import ASGIApp, Message, Scope
 
-from bench.applicants import SimulatedVectors, load_vectors, register_applicant
-from bench.decision_latency import POLICIES, database
+from bench.applicants import register_applicant
+from bench.decision_latency import database, seeded_container
 from creditline.api.app import create_app
-from creditline.bootstrap import build_container
-from creditline.config import Settings
 from creditline.decisioning import service
-from creditline.jobs.seed_demo import seed_demo
 from creditline.observability import configure_logging
 from creditline.shared.clock import FixedClock
 
@@ -102,17 +99,7 @@ def main() -> None:
     configure_logging("WARNING", json=False)  # as the servers of the HTTP benches run
     with tempfile.TemporaryDirectory() as tmp, database(args.postgres, Path(tmp)) as url:
         clock = FixedClock(datetime(2026, 1, 15, 2, tzinfo=UTC))
-        settings = Settings(
-            data_dir=Path(tmp),
-            database_url=url,
-            initial_business_date=date(2026, 1, 15),
-            policy_dir=POLICIES,
-        )
-        seed_demo(settings, clock, customers=2000)
-        container = build_container(settings, clock=clock, apply_migrations=True)
-        container._feature_store = SimulatedVectors(
-            load_vectors(Path(tmp) / "demo" / "features.parquet")
-        )
+        container = seeded_container(Path(tmp), url, clock)
         wiring = container.decisioning()
         ids = [register_applicant(container, clock, n, "2026-01") for n in range(args.applications)]
         app = create_app(container)

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, text
 
 from bench.applicants import SimulatedVectors, load_vectors, register_applicant
 from bench.lending_http import fresh_database
-from creditline.bootstrap import build_container
+from creditline.bootstrap import Container, build_container
 from creditline.config import Settings
 from creditline.decisioning import service
 from creditline.jobs.seed_demo import seed_demo
@@ -71,6 +71,21 @@ def database(postgres: str | None, work: Path) -> Iterator[str | None]:
         yield url
 
 
+def seeded_container(work: Path, url: str | None, clock: FixedClock) -> Container:
+    """A container on a database seeded with the demo champion (2,000 simulated customers),
+    whose online features are the simulated population's vectors, handed out in turn."""
+    settings = Settings(
+        data_dir=work,
+        database_url=url,
+        initial_business_date=date(2026, 1, 15),
+        policy_dir=POLICIES,
+    )
+    seed_demo(settings, clock, customers=2000)
+    container = build_container(settings, clock=clock, apply_migrations=True)
+    container._feature_store = SimulatedVectors(load_vectors(work / "demo" / "features.parquet"))
+    return container
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--applications", type=int, default=2000)
@@ -89,16 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, database(args.postgres, Path(tmp)) as url:
         clock = FixedClock(datetime(2026, 1, 15, 2, tzinfo=UTC))
-        settings = Settings(
-            data_dir=Path(tmp),
-            database_url=url,
-            initial_business_date=date(2026, 1, 15),
-            policy_dir=POLICIES,
-        )
-        seed_demo(settings, clock, customers=2000)
-        container = build_container(settings, clock=clock, apply_migrations=True)
-        vectors = load_vectors(Path(tmp) / "demo" / "features.parquet")
-        container._feature_store = SimulatedVectors(vectors)
+        container = seeded_container(Path(tmp), url, clock)
         wiring = container.decisioning()
         today = container.business_date()
         ids = [register_applicant(container, clock, n, "2026-01") for n in range(args.applications)]
