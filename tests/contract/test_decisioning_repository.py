@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import delete, insert
+import pytest
+from sqlalchemy import delete, insert, select
 
 from creditline.bootstrap import Container
 from creditline.decisioning.adapters.lending_bridge import credit_summary
@@ -23,7 +25,8 @@ from creditline.decisioning.domain.reasons import model_reason, reason
 from creditline.lending.adapters.tables import credit_lines
 from creditline.privacy.adapters.sql import consents, customers
 from creditline.shared.money import Money
-from creditline.storage.tables import business_date
+from creditline.storage.direct import DirectStatement
+from creditline.storage.tables import business_date, idempotency_keys
 
 AT = datetime(2026, 1, 15, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -229,3 +232,54 @@ def test_a_new_database_starts_its_business_date_inside_the_transaction(
         assert uow.business_date() == started
         uow.commit()
     assert container.business_date() == started
+
+
+class _KeyClaim:
+    """A request record claimed as a statement (a `StatementClaim`): the key's rows come
+    back to `claimed`, which stops (raises) when the key was taken."""
+
+    def __init__(self, container: Container, key: str) -> None:
+        self.store = container.idempotency
+        self.key = key
+        self.seen: list[list[dict[str, Any]]] = []
+
+    def claim(self) -> None:  # pragma: no cover - the adapter sends the statement instead
+        raise AssertionError("a StatementClaim is sent with the lock, not claimed alone")
+
+    def claim_statement(self, dialect: str) -> tuple[DirectStatement, dict[str, Any]]:
+        return self.store.claim_statement(dialect, self.key, "f" * 64, "POST", "/x", AT)
+
+    def claimed(self, rows: list[dict[str, Any]]) -> None:
+        self.seen.append(rows)
+        if not rows:
+            raise _TakenKeyError(self.key)
+
+    def complete(self, result: Decision) -> None:  # pragma: no cover - not reached here
+        raise AssertionError("not completed in this test")
+
+
+class _TakenKeyError(Exception):
+    pass
+
+
+def test_a_statement_claim_goes_first_with_the_lock_and_a_taken_key_stops_before_the_read(
+    container: Container,
+) -> None:
+    _customer(container)
+    today = container.business_date()
+    first = _KeyClaim(container, "key-1")
+    with container.decisioning().uow() as uow:
+        uow.lock_customer("cus_1", "app-1", first)
+        # Claimed (the insert returned the key), and the lock's rows were used.
+        assert first.seen == [[{"key": "key-1"}]]
+        assert uow.business_date() == today
+        uow.commit()
+
+    again = _KeyClaim(container, "key-1")
+    with pytest.raises(_TakenKeyError), container.decisioning().uow() as uow:
+        uow.lock_customer("cus_1", "app-2", again)
+    # The taken key's claim came back empty; nothing of that transaction was kept.
+    assert again.seen == [[]]
+    with container.engine.connect() as connection:
+        keys = connection.execute(select(idempotency_keys.c.key)).scalars().all()
+    assert keys == ["key-1"]
