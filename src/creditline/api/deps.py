@@ -6,8 +6,9 @@ wake-up and a GIL hand-over each way) on every request that used it.
 
 The hot write routes (a decision, a draw, a repayment) take the `Request` and read the
 same things with the plain functions below instead: FastAPI solves each dependency with
-a pass of its own over the request (about 40 µs of CPU each, three per request), which
-was the largest single part of what the HTTP layer added to a decision.
+a pass of its own over the request (three per request), and with the key declared as a
+header parameter too, that was the largest single part of what the HTTP layer added to a
+decision: the main thread's Python calls per request fell from 1,493 to 834 without them.
 """
 
 from __future__ import annotations
