@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from sqlalchemy import Engine
 
-from creditline.data.adapters.sql import SqlEventStore
 from creditline.data.columnar import ValidBatch
 from creditline.data.domain.events import BehaviourEvent, parse_event
 from creditline.data.domain.ingest import AppendResult
 from creditline.data.ports import EventStore, StagedEventStore
 from creditline.data.service import CheckedBatch, check_batch, ingest_stream
-from creditline.shared.clock import FixedClock
-from creditline.storage.engine import create_db_engine
-from tests.conftest import DATABASES, migrated_database
+from tests.contract import test_events_store as contract
 from tests.contract.test_events_store import InMemoryEventStore, payment
 
-
-@pytest.fixture(params=["fake", *DATABASES])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "fake":
-        yield InMemoryEventStore()
-        return
-    with migrated_database(request, request.param, tmp_path) as url:
-        engine: Engine = create_db_engine(url)
-        yield SqlEventStore(engine, FixedClock(datetime(2026, 1, 15, 2, 0, tzinfo=UTC)))
-        engine.dispose()
-
+# The fake, SQLite and PostgreSQL event stores of the contract tests.
+store = contract.store
 
 Raws = list[dict[str, object]]
 
