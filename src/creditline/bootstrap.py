@@ -169,7 +169,7 @@ def build_container(
     """Wire the adapters that `settings` asks for (and migrate first, if told to)."""
     clock = clock or SystemClock()
     url = settings.resolved_database_url
-    engine = create_db_engine(url, threads=settings.http_threads)
+    engine = create_db_engine(url, threads=max(1, settings.http_threads))
     if apply_migrations:
         migrate.upgrade(url)
     return Container(

@@ -35,10 +35,12 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: int = Field(60, ge=1)
     http_threads: int = Field(
         8,
-        ge=1,
+        ge=0,
         le=256,
         description="Threads per server process for blocking request work (database "
-        "transactions); the connection pool is sized to match.",
+        "transactions); the connection pool is sized to match. 0: the hot write routes "
+        "(decisions, draws, repayments) run inline on the event loop, one at a time per "
+        "process; scale with more processes (see `api.blocking`).",
     )
     policy_dir: Path = Field(
         Path(__file__).resolve().parents[2] / "policies" / "v2",

@@ -17,6 +17,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from creditline import __version__
+from creditline.api.hot import HotLane
 from creditline.api.middleware import IdempotencyMiddleware, Metrics, RequestContextMiddleware
 from creditline.api.problems import install_problem_handlers
 from creditline.api.routes import applications, customers, events, lending, system
@@ -42,7 +43,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         # Blocking work (a database transaction) runs on the thread pool. On two cores a
         # few threads keep both busy; anyio's default of 40 only added GIL hand-overs
         # between runnable threads and a connection per thread (see docs/benchmarks.md).
-        to_thread.current_default_thread_limiter().total_tokens = wired.settings.http_threads
+        # With 0 (see `api.blocking`) only the routes off the hot path use it: one thread.
+        threads = max(1, wired.settings.http_threads)
+        to_thread.current_default_thread_limiter().total_tokens = threads
         if owned:
             # What start-up built (modules, the container, policy tables) lives as long as
             # the process: keep it out of the cyclic collector, whose full passes over it
@@ -69,6 +72,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(customers.router)
     app.include_router(system.router)
+    app.add_middleware(HotLane, fastapi=app)  # the innermost: see `api.hot`
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -29,12 +29,13 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from creditline.api.blocking import run_blocking
 from creditline.api.idempotent import REFUSALS, KeyedRequest, replayable, stored_response
 from creditline.api.problems import problem
+from creditline.bootstrap import Container
 from creditline.shared.errors import FieldIssue
 from creditline.storage.idempotency import (
     Claim,
@@ -157,8 +158,8 @@ class IdempotencyMiddleware:
             )
             await response(scope, receive, send)
             return
-        body = await _read_body(receive)
-        container = scope["app"].state.container
+        body = await read_body(receive)
+        container: Container = scope["app"].state.container
         store: SqlIdempotencyStore = container.idempotency
         method = scope["method"]
         path = scope["path"] + (
@@ -172,23 +173,26 @@ class IdempotencyMiddleware:
             claim = store.claim(key, fingerprint, method, path, now)
             state["idempotency_request"] = KeyedRequest(key, fingerprint, method, path)
         else:
-            claim = await run_in_threadpool(store.claim, key, fingerprint, method, path, now)
+            claim = await run_blocking(
+                container, lambda: store.claim(key, fingerprint, method, path, now)
+            )
         if claim.outcome is not ClaimOutcome.CLAIMED:
             await _answer_unclaimed(scope, send, request, claim, body)
             return
         state["idempotency_key"] = key
         captured = _CapturedResponse()
         try:
-            await self.app(scope, _replay(body), captured.send)
+            await self.app(scope, replay(body), captured.send)
         except BaseException:
-            await _settle(store.release_later(key))
+            await _settle(container, store.release_later(key))
             raise
         if captured.status >= 500:  # not stored: the client may retry
-            await _settle(store.release_later(key))
+            await _settle(container, store.release_later(key))
             await captured.replay(send)
             return
         instead = await _settle(
-            store.complete_later(key, captured.status, replayable(captured.headers), captured.body)
+            container,
+            store.complete_later(key, captured.status, replayable(captured.headers), captured.body),
         )
         if instead is not None:  # the key had a record the route never reached
             await _answer_unclaimed(scope, send, request, instead, body)
@@ -196,9 +200,9 @@ class IdempotencyMiddleware:
         await captured.replay(send)
 
 
-async def _settle(write: Callable[[], Claim | None] | None) -> Claim | None:
-    """Do a record's write, if it needs one, on the thread pool."""
-    return None if write is None else await run_in_threadpool(write)
+async def _settle(container: Container, write: Callable[[], Claim | None] | None) -> Claim | None:
+    """Do a record's write, if it needs one, where the routes do theirs (`api.blocking`)."""
+    return None if write is None else await run_blocking(container, write)
 
 
 async def _answer_unclaimed(
@@ -206,13 +210,14 @@ async def _answer_unclaimed(
 ) -> None:
     """A replay of the stored response, or 409 for another request or one still running."""
     if claim.outcome is ClaimOutcome.REPLAY:
-        await stored_response(claim)(scope, _replay(body), send)
+        await stored_response(claim)(scope, replay(body), send)
         return
     code, detail = REFUSALS[claim.outcome]
-    await problem(409, code, detail, request=request)(scope, _replay(body), send)
+    await problem(409, code, detail, request=request)(scope, replay(body), send)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of a request, from its `http.request` messages."""
     chunks = []
     more = True
     while more:
@@ -224,7 +229,8 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Callable[[], Awaitable[Message]]:
+def replay(body: bytes) -> Callable[[], Awaitable[Message]]:
+    """A `receive` that hands over `body`, already read, once (then a disconnect)."""
     sent = False
 
     async def receive() -> Message:

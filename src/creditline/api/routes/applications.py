@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from creditline.api.blocking import run_blocking
 from creditline.api.deps import (
     ContainerDep,
     container_of,
@@ -15,6 +16,7 @@ from creditline.api.deps import (
     idempotency_key_of,
     keyed_request_of,
 )
+from creditline.api.hot import hot
 from creditline.api.idempotent import respond, transaction_record
 from creditline.api.responses import json_model
 from creditline.decisioning import service
@@ -163,7 +165,8 @@ class ReviewIn(BaseModel):
         "Chosen by the caller; a retry returns the first decision. Also the application id."
     ),
 )
-def apply(body: ApplicationIn, request: Request) -> Response:
+@hot
+async def apply(body: ApplicationIn, request: Request) -> Response:
     """Decide an application; an approval opens the credit line in the same transaction."""
     # Read from the request, not as dependencies: see `api.deps`.
     container = container_of(request)
@@ -188,7 +191,7 @@ def apply(body: ApplicationIn, request: Request) -> Response:
         )
         return decision
 
-    return respond(record, decide, _decided)
+    return await run_blocking(container, lambda: respond(record, decide, _decided))
 
 
 def _decided(decision: Decision) -> Response:

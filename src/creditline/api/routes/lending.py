@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
+from creditline.api.blocking import run_blocking
 from creditline.api.deps import (
     ContainerDep,
     container_of,
@@ -21,6 +22,7 @@ from creditline.api.deps import (
     idempotency_key_of,
     keyed_request_of,
 )
+from creditline.api.hot import hot
 from creditline.api.idempotent import respond, transaction_record
 from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
@@ -342,7 +344,8 @@ def quote_draw(
 
 
 @router.post(DRAWS, status_code=201, response_model=LoanOut, openapi_extra=IDEMPOTENCY_KEY)
-def draw(line_id: str, body: DrawIn, request: Request) -> Response:
+@hot
+async def draw(line_id: str, body: DrawIn, request: Request) -> Response:
     """Lend against the line: 201 with the loan and its schedule."""
     # Read from the request, not as dependencies: see `api.deps`.
     container = container_of(request)
@@ -350,19 +353,24 @@ def draw(line_id: str, body: DrawIn, request: Request) -> Response:
     keyed = keyed_request_of(request)
     uow = lending_uow(container)
     record = transaction_record(container, keyed, request, uow.connection, _drawn)
-    return respond(
-        record,
-        lambda: service.draw(
-            uow,
-            line_id=line_id,
-            request_key=_require_key(key),
-            amount=_amount(body.amount),
-            term_months=body.term_months,
-            method=RepaymentMethod(body.repayment_method),
-            on=container.business_date(),
-            record=record,
+    request_key, amount = _require_key(key), _amount(body.amount)
+    method = RepaymentMethod(body.repayment_method)
+    return await run_blocking(
+        container,
+        lambda: respond(
+            record,
+            lambda: service.draw(
+                uow,
+                line_id=line_id,
+                request_key=request_key,
+                amount=amount,
+                term_months=body.term_months,
+                method=method,
+                on=container.business_date(),
+                record=record,
+            ),
+            _drawn,
         ),
-        _drawn,
     )
 
 
@@ -386,7 +394,8 @@ def customer_loans(customer_id: str, container: ContainerDep) -> Response:
 @router.post(
     REPAYMENTS, status_code=201, response_model=RepaymentOut, openapi_extra=IDEMPOTENCY_KEY
 )
-def repay(loan_id: str, body: RepaymentIn, request: Request) -> Response:
+@hot
+async def repay(loan_id: str, body: RepaymentIn, request: Request) -> Response:
     """Apply a repayment; the answer is its allocation. Overpayment is refused (422)."""
     # Read from the request, not as dependencies: see `api.deps`.
     container = container_of(request)
@@ -394,17 +403,21 @@ def repay(loan_id: str, body: RepaymentIn, request: Request) -> Response:
     keyed = keyed_request_of(request)
     uow = lending_uow(container)
     record = transaction_record(container, keyed, request, uow.connection, _repaid)
-    return respond(
-        record,
-        lambda: service.repay(
-            uow,
-            loan_id=loan_id,
-            repayment_id=_require_key(key),
-            amount=_amount(body.amount),
-            on=container.business_date(),
-            record=record,
+    repayment_id, amount = _require_key(key), _amount(body.amount)
+    return await run_blocking(
+        container,
+        lambda: respond(
+            record,
+            lambda: service.repay(
+                uow,
+                loan_id=loan_id,
+                repayment_id=repayment_id,
+                amount=amount,
+                on=container.business_date(),
+                record=record,
+            ),
+            _repaid,
         ),
-        _repaid,
     )
 
 
