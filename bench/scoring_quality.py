@@ -9,9 +9,10 @@ scorecard and GBM, the same run fits optbinning's BinningProcess + Scorecard wit
 defaults and LightGBM with its defaults on the same split. "sc refined" says whether the
 scorecard's points table was refined by boosted one-feature trees (and how many rounds),
 which the training part decides by cross-validation (`creditline.scoring.training.refine`);
-"sc pairs": how many pair tables (points per bin of A × bin of B) the scorecard carries
-and the rounds of depth-2 trees folded into them, decided the same way
-(`creditline.scoring.training.pairs`).
+"sc pairs": how many pair tables (points per bin of A × bin of B) the scorecard carries,
+the depth of the trees folded into them and their rounds, decided the same way
+(`creditline.scoring.training.pairs`: 10 pairs of depth-2 trees, or 20 or 30 of depth 3
+when validation supports more).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def main() -> None:
                         f"x{refinement['rounds']}" if refinement.get("applied") else "no"
                     ),
                     "sc pairs": (
-                        f"{len(pairs['pairs'])} x{pairs['rounds']}"
+                        f"{len(pairs['pairs'])} d{pairs.get('depth', 2)} x{pairs['rounds']}"
                         if pairs.get("applied")
                         else "no"
                     ),

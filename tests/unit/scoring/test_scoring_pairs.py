@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from creditline.scoring import metrics
 from creditline.scoring.binning import FeatureBins
 from creditline.scoring.training.gbm import gbm_matrix
-from creditline.scoring.training.pairs import add_pairs, pair_tables
+from creditline.scoring.training.pairs import add_pairs, pair_counts, pair_tables
 from creditline.scoring.training.scorecard import (
     FittedScorecard,
     ScorecardParams,
@@ -35,6 +35,19 @@ def interacting(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
     logit = -1.0 + 1.5 * np.sign(a) * np.sign(b) + 0.8 * a + 0.8 * b + 0.5 * c
     y: NDArray[np.int8] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     return pd.DataFrame({"a": a, "b": b, "c": c}), y
+
+
+def many_pairs(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
+    """Risk in every combination of eight features: each pair adds ±0.45 to the log-odds."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{k}": rng.normal(size=n) for k in range(8)})
+    signs = np.sign(frame.to_numpy())
+    logit = -1.0 + 0.3 * frame.to_numpy().sum(axis=1)
+    for i in range(8):
+        for j in range(i + 1, 8):
+            logit += 0.45 * signs[:, i] * signs[:, j]
+    y: NDArray[np.int8] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    return frame, y
 
 
 def additive(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
@@ -81,6 +94,48 @@ def test_an_additive_book_keeps_its_card() -> None:
     assert paired.calibration == card.calibration
 
 
+def test_pair_counts_go_by_steps_up_to_the_maximum_and_the_ranked_pairs() -> None:
+    assert pair_counts(ScorecardParams(), 66) == [10, 20, 30]
+    assert pair_counts(ScorecardParams(), 25) == [10, 20, 25]
+    assert pair_counts(ScorecardParams(), 3) == [3]
+    assert pair_counts(ScorecardParams(pair_max=10), 66) == [10]
+    assert pair_counts(ScorecardParams(pair_max=5, pair_step=10), 66) == [5]
+
+
+def test_a_single_interaction_keeps_the_first_step() -> None:
+    """Three features give three pairs: one step of depth-2 trees, nothing deeper tried."""
+    frame, y = interacting(6000, seed=1)
+
+    _, paired = with_pairs(frame, y, ScorecardParams(refine_rounds=0))
+
+    assert paired.pair_search["pair_count"] == 3
+    assert paired.pair_search["depth"] == 2
+    assert list(paired.pair_search["pair_counts_tried"]) == ["3"]
+
+
+def test_risk_in_many_combinations_earns_more_pairs_and_deeper_trees() -> None:
+    frame, y = many_pairs(8000, seed=11)
+    fresh, y_fresh = many_pairs(8000, seed=12)
+    ten = ScorecardParams(refine_rounds=0, pair_max=10)
+
+    _, first_step = with_pairs(frame, y, ten)
+    card, paired = with_pairs(frame, y, ScorecardParams(refine_rounds=0))
+
+    search = paired.pair_search
+    assert search["pair_count"] >= 20
+    assert search["depth"] == 3
+    assert len(paired.pairs) == search["pair_count"]
+    tried = search["pair_counts_tried"]
+    assert tried[str(search["pair_count"])] >= tried["10"] + ScorecardParams().pair_margin
+    # on fresh rows the extra pairs help too
+    more = metrics.auc(y_fresh, paired.logit(fresh))
+    assert (
+        more
+        > metrics.auc(y_fresh, first_step.logit(fresh))
+        > metrics.auc(y_fresh, card.logit(fresh))
+    )
+
+
 def test_large_books_judge_the_pairs_on_a_holdout() -> None:
     frame, y = interacting(6000, seed=1)
 
@@ -113,10 +168,12 @@ def test_points_and_pair_cells_add_up_to_the_calibrated_logit() -> None:
     np.testing.assert_allclose(total, scale.offset - scale.factor * paired.logit(frame))
 
 
-def test_pair_tables_reproduce_lightgbms_margin() -> None:
+@pytest.mark.parametrize("depth", [2, 3])
+def test_pair_tables_reproduce_lightgbms_margin(depth: int) -> None:
     """Trees restricted to pairs, folded into tables: LightGBM's own prediction is the judge,
     on the training rows and on new rows with missing values, special codes, values on
-    thresholds and unseen categories."""
+    thresholds and unseen categories. Depth 3: a path may split on its root's feature
+    twice, and the two subtrees under the root may belong to different pairs."""
     rng = np.random.default_rng(7)
     n = 3000
     frame = pd.DataFrame(
@@ -153,8 +210,8 @@ def test_pair_tables_reproduce_lightgbms_margin() -> None:
     candidates = [(0, 1), (2, 3), (0, 2)]
     params = {
         "objective": "binary",
-        "max_depth": 2,
-        "num_leaves": 4,
+        "max_depth": depth,
+        "num_leaves": 2**depth,
         "interaction_constraints": [list(p) for p in candidates],
         "verbose": -1,
         "seed": 1,

@@ -290,7 +290,11 @@ def _pairs_section(path: Path, pairs: tuple[PairFit, ...]) -> str:
         headers = [f"{pair.first.name} \\ {pair.second.name}"] + [
             second_labels[j] for j in cols_shown
         ]
-        parts.append(f"<h3>{html.escape(cells.label)}</h3>" + _table(headers, grid))
+        # wide grids (up to ~34 bins a side) scroll sideways instead of overflowing the page
+        parts.append(
+            f"<h3>{html.escape(cells.label)}</h3>"
+            f'<div style="overflow-x:auto">{_table(headers, grid)}</div>'
+        )
     return "".join(parts)
 
 

@@ -19,8 +19,10 @@ Steps, each with a default that holds for the general case (no tuning per datase
    cross-validation on the training part says they help
    (`creditline.scoring.training.refine`); `refine_rounds = 0` keeps the classic card.
 8. It may then add pair tables, points per (bin of A × bin of B) for up to `pair_max`
-   pairs of its features, when validation on the training part says they help
-   (`creditline.scoring.training.pairs`); `pair_max = 0` keeps no pair.
+   pairs of its features (10 pairs of depth-2 trees, or 20 or 30 of deeper trees on
+   finer bins when validation supports more), when validation on the training part
+   says they help (`creditline.scoring.training.pairs`);
+   `pair_max = 0` keeps no pair.
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ class ScorecardParams:
     refine_max_bin: int = 63
     refine_margin: float = 0.001
     # pair cells (`creditline.scoring.training.pairs`); 0 pairs: no pair tables
-    pair_max: int = 10
+    pair_max: int = 30
+    pair_step: int = 10  # pair counts tried: pair_step, 2 · pair_step, … up to pair_max
     pair_rank_rounds: int = 100
     pair_rounds: int = 1000
-    pair_max_bin: int = 16
+    pair_max_bin: int = 16  # depth-2 trees on the first pair_step pairs (and the ranking)
+    pair_deeper: tuple[int, int] = (3, 32)  # more pairs: max depth, histogram bins
     pair_margin: float = 0.002
 
     def to_dict(self) -> dict[str, Any]:
