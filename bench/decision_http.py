@@ -4,14 +4,14 @@
 
 Seeds a champion model (the demo simulation, `--population` customers), registers
 `--customers` applicants with both consents on a fresh PostgreSQL database, then starts
-`uvicorn` (`--workers` processes) and sends `POST /v1/applications` from this process,
-one new applicant per application, with the load models of `bench/lending_http.py`:
-paced open-loop Poisson arrivals at each `--rates` value (latency from the due time,
-achieved rate printed next to the offered one), then a closed-loop saturation run with
-the same clients. Each decision runs the whole path: lock the customer, read privacy,
-lending and online features, score with the champion, evaluate the policy tables, limit
-and price, open the credit line, store the decision, all in one PostgreSQL transaction,
-plus the idempotency record of the request.
+`uvicorn` (`--workers` processes; `--server granian` for Granian) and sends `POST
+/v1/applications` from this process, one new applicant per application, with the load
+models of `bench/lending_http.py`: paced open-loop Poisson arrivals at each `--rates`
+value (latency from the due time, achieved rate printed next to the offered one), then a
+closed-loop saturation run with the same clients. Each decision runs the whole path: lock
+the customer, read privacy, lending and online features, score with the champion, evaluate
+the policy tables, limit and price, open the credit line, store the decision, all in one
+PostgreSQL transaction, plus the idempotency record of the request.
 
 The online feature vectors are the simulated population's, handed to the applicants in
 turn by the server's app factory below (as `bench/decision_latency.py` does in process);
@@ -34,15 +34,16 @@ from fastapi import FastAPI
 from bench.applicants import SimulatedVectors, load_vectors, register_applicant
 from bench.lending_http import (
     DEFAULT_POSTGRES,
+    SERVERS,
     START,
     Connection,
     CpuMeter,
     Run,
     Step,
     fresh_database,
+    http_server,
     print_runs,
     run_load_models,
-    uvicorn_server,
 )
 from creditline.bootstrap import build_container
 from creditline.config import Settings
@@ -111,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument(
         "--threads",
         type=int,
@@ -134,17 +136,18 @@ def main() -> None:
     with fresh_database("postgresql", args.postgres, work) as url:
         applicants = Applicants(prepare(url, work, needed, args.population))
         features = work / "demo" / "features.parquet"
-        with uvicorn_server(
+        with http_server(
             url,
             work,
             args.workers,
             app="bench.decision_http:create_bench_app",
+            server=args.server,
             **{FEATURES_ENV: str(features)},
             **({} if args.threads is None else {"CREDITLINE_HTTP_THREADS": str(args.threads)}),
         ) as (port, meter):
             runs = asyncio.run(drive(port, meter, applicants, args))
     print_runs(
-        f"decisions over HTTP: postgresql, {args.workers} worker(s)"
+        f"decisions over HTTP: postgresql, {args.server}, {args.workers} worker(s)"
         f"{'' if args.threads is None else f' x {args.threads} threads'}, {args.clients} clients "
         f"({os.cpu_count()} cores shared by server and load generator)",
         runs,

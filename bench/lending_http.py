@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/lending_http.py --database postgresql --clients 50 --rate 100
 
-Starts `uvicorn --factory creditline.api.app:create_app` (`--workers` processes) on a
+Starts `uvicorn --factory creditline.api.app:create_app` (`--workers` processes; `--server
+granian` for Granian, `--threads` for `CREDITLINE_HTTP_THREADS`) on a
 fresh migrated database (a new PostgreSQL database, dropped afterwards, or a SQLite
 file), opens credit lines, then drives it from this process (a separate one) with 50
 concurrent clients, each on its own keep-alive connection. Every client alternates a
@@ -24,7 +25,7 @@ Two load models, both printed:
   most the server completes per second; its latencies are mostly queueing (50 requests
   waiting for 2 cores), which is why the paced run, not this one, gives the p99.
 
-Each run also prints the CPU time per request of the uvicorn processes (`app CPU`) and of
+Each run also prints the CPU time per request of the server's processes (`app CPU`) and of
 the PostgreSQL backends serving our database (`db CPU`, a lower bound: backends that
 close during the run, such as the pool's overflow connections, are not counted). On a
 shared machine the latencies measure the queue for a core as much as the server; the CPU
@@ -142,7 +143,7 @@ class Run:
     seconds: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: int = 0
-    server_cpu: float = 0.0  # seconds of CPU the uvicorn processes used during the run
+    server_cpu: float = 0.0  # seconds of CPU the server's processes used during the run
     database_cpu: float = 0.0  # seconds of CPU our PostgreSQL backends used
     client_cpu: float = 0.0  # seconds of CPU this load generator used (same two cores)
 
@@ -325,15 +326,36 @@ def fresh_database(kind: str, postgres: str, work: Path) -> Iterator[str]:
         admin.dispose()
 
 
+SERVERS = ("uvicorn", "granian")
+
+
+def server_command(server: str, app: str, port: int, workers: int) -> list[str]:
+    """The command line of an HTTP server running the app factory `app` (as `creditline
+    serve --server` runs it: see `creditline.cli.main`)."""
+    if server == "granian":
+        return [
+            sys.executable, "-m", "granian", app, "--factory", "--interface", "asgi",
+            "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn", app, "--factory",
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        "--no-access-log", "--timeout-keep-alive", "120",
+    ]  # fmt: skip
+
+
 @contextmanager
-def uvicorn_server(
+def http_server(
     url: str,
     work: Path,
     workers: int,
     app: str = "creditline.api.app:create_app",
+    server: str = "uvicorn",
     **env: str,
 ) -> Iterator[tuple[int, CpuMeter]]:
-    """`uvicorn --factory <app>` on a free port, until done (cwd: the repository)."""
+    """An HTTP server (`server`: uvicorn or granian) running the factory `app` on a free
+    port, until done (cwd: the repository)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -343,10 +365,8 @@ def uvicorn_server(
         "CREDITLINE_LOG_LEVEL": "WARNING",
         **env,
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--factory",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log", "--timeout-keep-alive", "120"],
+    process = subprocess.Popen(
+        server_command(server, app, port, workers),
         env=environment,
         cwd=REPOSITORY,
         stdout=subprocess.DEVNULL,
@@ -360,14 +380,14 @@ def uvicorn_server(
             except OSError:
                 time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker has imported and built its app
-        meter = CpuMeter(server.pid, url)
+        meter = CpuMeter(process.pid, url)
         try:
             yield port, meter
         finally:
             meter.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
 
 
 # --- the lending workload -------------------------------------------------------------
@@ -460,6 +480,10 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    parser.add_argument(
+        "--threads", type=int, help="CREDITLINE_HTTP_THREADS (default: the setting's default)"
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rate", type=float, default=100.0, help="paced requests per second")
     parser.add_argument("--rates", default="", help="comma-separated paced rates instead of --rate")
@@ -473,10 +497,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lending-http-"))
     with fresh_database(args.database, args.postgres, work) as url:
         lines = open_lines(url, lines_per_client * args.clients)
-        with uvicorn_server(url, work, args.workers) as (port, meter):
+        threads = {} if args.threads is None else {"CREDITLINE_HTTP_THREADS": str(args.threads)}
+        with http_server(url, work, args.workers, server=args.server, **threads) as (port, meter):
             runs = asyncio.run(drive(port, meter, lines, args))
     print_runs(
-        f"lending over HTTP: {args.database}, {args.workers} worker(s), {args.clients} clients "
+        f"lending over HTTP: {args.database}, {args.server}, {args.workers} worker(s)"
+        f"{'' if args.threads is None else f' x {args.threads} threads'}, {args.clients} clients "
         f"({os.cpu_count()} cores shared by server and load generator)",
         runs,
     )
