@@ -18,6 +18,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from creditline.api.app import create_app
@@ -126,6 +127,40 @@ def test_a_draw_and_a_repayment_are_the_same_with_or_without_the_lane(
         results.append((loan, repayment, drawn.headers["location"].endswith(loan_id)))
 
     assert results[0] == results[1]
+
+
+def test_good_requests_take_the_lane_and_never_reach_fastapis_route_handler(
+    make_container: Callable[[str], Container], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = make_container(db_url)
+    open_line(container, "CL1")
+    handled: list[str] = []
+    original = APIRoute.handle
+
+    async def counted(route: APIRoute, scope: Any, receive: Any, send: Any) -> None:
+        handled.append(route.path)
+        await original(route, scope, receive, send)
+
+    monkeypatch.setattr(APIRoute, "handle", counted)
+    with TestClient(create_app(container)) as client:
+        drawn = client.post(
+            "/v1/credit-lines/CL1/draws", json=DRAW, headers={"Idempotency-Key": "a"}
+        )
+        loan_id = drawn.json()["loan_id"]
+        paid = client.post(
+            f"/v1/loans/{loan_id}/repayments",
+            json={"amount": "1.00"},
+            headers={"Idempotency-Key": "b"},
+        )
+        read = client.get(f"/v1/loans/{loan_id}")
+        refused = client.post(
+            "/v1/credit-lines/CL1/draws", json={}, headers={"Idempotency-Key": "c"}
+        )
+
+    assert (drawn.status_code, paid.status_code, read.status_code) == (201, 201, 200)
+    assert refused.status_code == 422
+    # Only the read and the body that did not validate went through FastAPI's routing.
+    assert handled == ["/v1/loans/{loan_id}", "/v1/credit-lines/{line_id}/draws"]
 
 
 def test_inline_mode_serves_draws_and_repayments_and_never_overdraws(

@@ -28,11 +28,11 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -87,28 +87,32 @@ def _lane(route: APIRoute) -> _Lane:
 
 
 class HotLane:
-    """ASGI middleware: serve the `@hot` routes of `app` directly (see the module)."""
+    """ASGI middleware: serve the `@hot` routes of `routers` directly (see the module).
 
-    def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
+    The routers are the ones the app includes, without a prefix (their paths are whole);
+    `handlers` are the app's exception handlers (`app.exception_handlers`).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        routers: Sequence[APIRouter],
+        handlers: Mapping[Any, Callable[..., Any]],
+    ) -> None:
         self.app = app
-        self._fastapi = fastapi
-        self._lanes: dict[str, list[_Lane]] | None = None
-
-    def _by_method(self) -> dict[str, list[_Lane]]:
-        if self._lanes is None:  # built on the first request, once every route is included
-            lanes: dict[str, list[_Lane]] = {}
-            for route in self._fastapi.routes:
+        self._handlers = handlers
+        self.lanes: dict[str, list[_Lane]] = {}
+        for router in routers:
+            for route in router.routes:
                 if isinstance(route, APIRoute) and getattr(route.endpoint, _HOT, False):
                     for method in route.methods or ():
-                        lanes.setdefault(method, []).append(_lane(route))
-            self._lanes = lanes
-        return self._lanes
+                        self.lanes.setdefault(method, []).append(_lane(route))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        lanes = self._by_method().get(scope["method"])
+        lanes = self.lanes.get(scope["method"])
         if lanes:
             path = scope["path"]
             for lane in lanes:
@@ -137,7 +141,7 @@ class HotLane:
         try:
             response = await lane.endpoint(**arguments)
         except Exception as error:
-            handler = _handler_for(self._fastapi.exception_handlers, error)
+            handler = _handler_for(self._handlers, error)
             if handler is None:
                 raise
             response = await handler(request, error)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from starlette.types import Message, Receive, Scope, Send
 
@@ -30,24 +30,29 @@ class Body(BaseModel):
 calls: list[dict[str, Any]] = []
 
 
+router = APIRouter()
+
+
+@router.post("/v1/things/{thing_id}/parts", status_code=201)
+@hot
+async def add_part(thing_id: str, body: Body, request: Request) -> Response:
+    calls.append({"thing_id": thing_id, "body": body, "path": request.url.path})
+    if body.name == "bad":
+        raise InvalidInputError(FieldIssue("name", "not_allowed", "bad is not a name"))
+    if body.name == "boom":
+        raise RuntimeError("boom")
+    return Response(json.dumps({"thing_id": thing_id, "name": body.name}), status_code=201)
+
+
+@router.post("/v1/other")
+async def other(body: Body) -> dict[str, str]:
+    return {"other": body.name}
+
+
 def small_app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-
-    @app.post("/v1/things/{thing_id}/parts", status_code=201)
-    @hot
-    async def add_part(thing_id: str, body: Body, request: Request) -> Response:
-        calls.append({"thing_id": thing_id, "body": body, "path": request.url.path})
-        if body.name == "bad":
-            raise InvalidInputError(FieldIssue("name", "not_allowed", "bad is not a name"))
-        if body.name == "boom":
-            raise RuntimeError("boom")
-        return Response(json.dumps({"thing_id": thing_id, "name": body.name}), status_code=201)
-
-    @app.post("/v1/other")
-    async def other(body: Body) -> dict[str, str]:
-        return {"other": body.name}
-
+    app.include_router(router)
     return app
 
 
@@ -108,7 +113,8 @@ def post(
 def lane() -> tuple[HotLane, Recorder]:
     calls.clear()
     recorder = Recorder()
-    return HotLane(recorder, fastapi=small_app()), recorder
+    app = small_app()
+    return HotLane(recorder, routers=[router], handlers=app.exception_handlers), recorder
 
 
 def test_a_valid_request_is_answered_by_the_endpoint_with_its_path_parameters(
@@ -202,12 +208,12 @@ def test_only_an_async_endpoint_can_be_marked() -> None:
 
 
 def test_an_endpoint_with_other_parameters_is_refused_when_the_lane_is_built() -> None:
-    app = FastAPI()
+    odd_router = APIRouter()
 
-    @app.post("/v1/odd")
+    @odd_router.post("/v1/odd")
     @hot
     async def odd(body: Body, request: Request, limit: int = 5) -> Response:
         return Response()
 
     with pytest.raises(TypeError, match="nothing else"):
-        post(HotLane(Recorder(), fastapi=app), "/v1/odd", b'{"name": "a"}')
+        HotLane(Recorder(), routers=[odd_router], handlers={})
