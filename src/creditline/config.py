@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         "(decisions, draws, repayments) run inline on the event loop, one at a time per "
         "process; scale with more processes (see `api.blocking`).",
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry instrumentation (traces, metrics and "
+        "logs to the globally configured providers). Off, a request skips its checks; "
+        "Prometheus metrics at /metrics do not depend on it.",
+    )
     policy_dir: Path = Field(
         Path(__file__).resolve().parents[2] / "policies" / "v2",
         description="The credit policy in force (JDM tables and parameters).",

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from creditline import __version__
 from creditline.api.hot import HotLane
@@ -25,6 +26,8 @@ from creditline.bootstrap import Container, build_container
 from creditline.config import Settings
 from creditline.observability import configure_logging
 from creditline.storage import migrate
+
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -60,6 +63,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         version=__version__,
         summary="Instant consumer credit lines: customers, consent, decisions, lending.",
         lifespan=lifespan,
+        # Unless asked for, FastAPI's native OpenTelemetry is off: with it on but no
+        # provider configured, every request still checked three global providers.
+        telemetry=None if wired.settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.container = wired
     app.state.metrics = Metrics()
