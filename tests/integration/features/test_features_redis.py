@@ -238,6 +238,69 @@ def test_a_writer_in_step_notices_the_events_another_writer_appended(
     assert store.read("A", AS_OF) == reference.read("A", AS_OF)
 
 
+def test_a_writer_that_missed_another_writers_compaction_never_writes_its_state(
+    store: RedisFeatureStore,
+) -> None:
+    """Another writer compacts behind this writer's back and appends one entry, so the
+    list is as long as this writer expects: its appends look in step (only the length is
+    compared once it has appended since its state), but the state it folded meanwhile
+    misses the other writer's events, and the compare-and-set refuses it when it is
+    due; every event is folded once."""
+    other = RedisFeatureStore(store.client, prefix=store.prefix)
+    events = payments(4 * COMPACT_AT)
+    store.apply(events[:COMPACT_AT])  # compacts A: the writer holds A's state
+    store.apply(events[COMPACT_AT : COMPACT_AT + 3])  # one entry, in step
+    other.apply(events[COMPACT_AT + 3 : COMPACT_AT + 5])  # appended behind its back
+    other.compact("A")  # a new version, the list emptied
+    other.apply(events[COMPACT_AT + 5 : COMPACT_AT + 6])  # one entry again
+    assert store.client.llen(f"{store.prefix}:pending:A") == 1
+
+    for start in range(COMPACT_AT + 6, len(events), 5):
+        store.apply(events[start : start + 5])
+
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    assert store.read("A", AS_OF) == reference.read("A", AS_OF)
+    store.compact("A")
+    assert store.read("A", AS_OF) == reference.read("A", AS_OF)
+
+
+def test_a_writer_folds_a_customer_it_does_not_hold_only_once_redis_confirms_it_new(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that does not hold a customer (dropped from its cache, or written by
+    another writer) does not fold its rows: Redis answers that it is not new, and the
+    events wait in the pending list for a snapshot. A customer Redis confirms new is
+    folded after the call, and held from then on."""
+    events = payments(COMPACT_AT + 4)
+    RedisFeatureStore(store.client, prefix=store.prefix).apply(events[:5])
+    newcomer = [
+        event("N", EventType.ORDER, at(-3), event_id=f"pay-{next(_payment_ids)}", amount_minor=9)
+    ]
+    folded: list[str] = []
+    fold_held = store._fold_held
+
+    def spied(columns: Any, held: Any, customers: Sequence[str]) -> Any:
+        folded.extend(customers)
+        return fold_held(columns, held, customers)
+
+    monkeypatch.setattr(store, "_fold_held", spied)
+
+    store.apply(events[5:8] + newcomer)
+
+    assert folded == ["N"]
+    assert set(store._cache) == {"N"}
+    for start in range(8, len(events), 4):
+        store.apply(events[start : start + 4])
+    monkeypatch.undo()
+    reference = InMemoryFeatureStore()
+    reference.apply(events + newcomer)
+    for customer in ("A", "N"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+        store.compact(customer)
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
 def test_a_batch_folds_in_step_customers_in_memory_and_the_others_from_redis(
     store: RedisFeatureStore,
 ) -> None:
@@ -286,6 +349,38 @@ def test_a_writer_without_a_cache_folds_every_compaction_from_redis(
         assert uncached.read(customer, AS_OF) == reference.read(customer, AS_OF)
 
 
+def test_a_writer_whose_cache_is_smaller_than_the_population_reads_like_the_in_process_store(
+    store: RedisFeatureStore,
+) -> None:
+    """Two customers' states fit in the cache, five customers write: customers keep being
+    dropped and come back as not held (appended, folded from snapshots, held again), and
+    every vector is the in-process store's."""
+    small = RedisFeatureStore(store.client, prefix=store.prefix, cached_states=2)
+    customers = ["P", "Q", "R", "S", "T"]
+    events = history() + [
+        event(
+            customers[n % len(customers)],
+            EventType.ORDER,
+            at(-1 - n % 200),
+            event_id=f"pay-{next(_payment_ids)}",
+            amount_minor=100 + n,
+            category=f"k{n % 6}",
+        )
+        for n in range(3 * COMPACT_AT * len(customers))
+    ]
+
+    for start in range(0, len(events), 9):
+        small.apply(events[start : start + 9])
+
+    assert len(small._cache) <= 2
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    for customer in ["A", "B", "C", "X", *customers]:
+        assert small.read(customer, AS_OF) == reference.read(customer, AS_OF)
+        small.compact(customer)
+        assert small.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
 def test_a_writer_holding_a_state_sees_the_keys_cleared_under_it(
     store: RedisFeatureStore,
 ) -> None:
@@ -314,14 +409,18 @@ def test_a_writer_holding_a_state_sees_the_keys_cleared_under_it(
     assert store.read("A", AS_OF) == reference.read("A", AS_OF)
 
 
+@pytest.mark.parametrize("per_call", [redis_store.SCRIPT_CUSTOMERS, 1])
 @pytest.mark.parametrize("lost", ["before the write", "after the write"])
 def test_a_write_whose_call_failed_folds_its_events_once(
-    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch, lost: str
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch, lost: str, per_call: int
 ) -> None:
     """The state a writer holds is folded into only once it is out of the cache: whether
     the connection was lost before the script ran (the batch is then sent again, as
     ingestion retries a failed hand-over) or after it ran (its reply is lost), no event is
-    folded twice and none is lost."""
+    folded twice and none is lost. With one customer per call, a batch is several calls,
+    the next sent before the reply to the current one is read: the lost reply leaves a
+    call that ran but was never confirmed behind it."""
+    monkeypatch.setattr(redis_store, "SCRIPT_CUSTOMERS", per_call)
     events = history() + payments(3 * COMPACT_AT)
     first, second, third = events[:-40], events[-40:-20], events[-20:]
     store.apply(first)
@@ -363,6 +462,41 @@ def test_a_write_loads_its_script_into_a_redis_that_lost_it(store: RedisFeatureS
 
     store.apply(events[10:])
 
+    reference = InMemoryFeatureStore()
+    reference.apply(events)
+    for customer in ("A", "B", "C", "X"):
+        assert store.read(customer, AS_OF) == reference.read(customer, AS_OF)
+
+
+def test_calls_sent_ahead_of_their_replies_are_sent_again_when_the_script_was_lost(
+    store: RedisFeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of several calls keeps `PIPELINED_CALLS` of them sent ahead of their
+    replies; if Redis lost the script, every one of them fails without running, is sent
+    again once the script is loaded, and each event is folded once."""
+    monkeypatch.setattr(redis_store, "SCRIPT_CUSTOMERS", 1)
+    events = history() + payments(COMPACT_AT + 5)
+    store.apply(events[:10])
+    store.client.script_flush()
+    sent: list[int] = []
+    send = store._send_write
+
+    def counted(connection: Any, command: Sequence[Any]) -> None:
+        sent.append(len(command))
+        send(connection, command)
+
+    monkeypatch.setattr(store, "_send_write", counted)
+
+    store.apply(events[10:])
+
+    customers = {e.customer_id for e in events[10:]} | {
+        e.counterparty_id for e in events[10:] if e.event_type is EventType.TRANSFER
+    }
+    customers.discard(None)
+    # Each customer is one call; the first failed and was sent again, and so was any
+    # other sent before the script was loaded again (at most PIPELINED_CALLS in all).
+    assert len(customers) > redis_store.PIPELINED_CALLS
+    assert len(customers) + 1 <= len(sent) <= len(customers) + redis_store.PIPELINED_CALLS
     reference = InMemoryFeatureStore()
     reference.apply(events)
     for customer in ("A", "B", "C", "X"):
