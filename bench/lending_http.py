@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -330,9 +331,12 @@ SERVERS = ("uvicorn", "granian")
 
 
 def server_command(server: str, app: str, port: int, workers: int) -> list[str]:
-    """The command line of an HTTP server running the app factory `app` (as `creditline
-    serve --server` runs it: see `creditline.cli.main`)."""
+    """The command line of an HTTP server running the app factory `app`: uvicorn, which
+    `creditline serve` runs, or Granian (not a dependency: `uv pip install granian` to
+    compare; measured in docs/benchmarks.md, seventh round, and not adopted)."""
     if server == "granian":
+        if importlib.util.find_spec("granian") is None:
+            raise SystemExit("--server granian: Granian is not installed (uv pip install granian)")
         return [
             sys.executable, "-m", "granian", app, "--factory", "--interface", "asgi",
             "--port", str(port), "--workers", str(workers), "--loop", "uvloop",

@@ -48,33 +48,6 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_under_granian_with_two_workers_answers_health(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "CREDITLINE_DATA_DIR": str(tmp_path), "CREDITLINE_PORT": str(port)}
-    env.pop("CREDITLINE_DATABASE_URL", None)
-    command = ["serve", "--server", "granian", "--workers", "2"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "creditline.cli.main", *command],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        bodies = []
-        for _ in range(300):
-            try:
-                bodies.append(httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json())
-                if len(bodies) == 3:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert [body["status"] for body in bodies] == ["ok"] * 3
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
-
-
-@pytest.mark.slow
 def test_serve_answers_health_with_no_other_server(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "CREDITLINE_DATA_DIR": str(tmp_path), "CREDITLINE_PORT": str(port)}

@@ -7,7 +7,6 @@ Bad input exits with code 2 and a one-line reason; unexpected errors exit with 1
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -91,30 +90,18 @@ def demo_seed(
         typer.echo(f"champion {result.version} is in place")
 
 
-class Server(StrEnum):
-    """The HTTP servers `serve` can run the app under."""
-
-    uvicorn = "uvicorn"
-    granian = "granian"
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: CREDITLINE_HOST (127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Default: CREDITLINE_PORT (8000).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    server: Annotated[
-        Server,
-        typer.Option(
-            help="uvicorn, or granian (Rust HTTP; spreads keep-alive connections evenly "
-            "over several workers, see docs/benchmarks.md)."
-        ),
-    ] = Server.uvicorn,
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving.")
     ] = True,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs, health at /health, metrics at /metrics)."""
+    import uvicorn
+
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     if migrate_first:
@@ -124,28 +111,8 @@ def serve(
     typer.echo(f"creditline {__version__} serving on http://{bind_host}:{bind_port}", err=True)
     typer.echo(f"  API docs: http://{bind_host}:{bind_port}/docs", err=True)
     sys.stderr.flush()
-    factory = "creditline.api.app:create_app"
-    if server is Server.granian:
-        from granian import Granian
-        from granian.constants import Interfaces, Loops
-        from granian.log import LogLevels
-
-        Granian(
-            factory,
-            factory=True,
-            address=bind_host,
-            port=bind_port,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            loop=Loops.uvloop,
-            log_level=LogLevels(settings.log_level.lower()),
-            log_access=False,
-        ).serve()
-        return
-    import uvicorn
-
     uvicorn.run(
-        factory,
+        "creditline.api.app:create_app",
         factory=True,
         host=bind_host,
         port=bind_port,
