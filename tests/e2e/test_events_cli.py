@@ -7,6 +7,7 @@ and every event is then stored exactly once.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pyarrow as pa
@@ -23,6 +25,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
+from creditline.cli import events as events_cli
 from creditline.cli.main import app
 from tests.conftest import DATABASES, migrated_database
 
@@ -234,3 +237,25 @@ def test_stored_events_export_to_month_partitions_that_duckdb_reads(
     # 23:30 UTC on 31 January is 07:30 on 1 February in China time.
     expected_january = sum(100 + n for n in range(30))
     assert months == [("2026-01", 30, expected_january), ("2026-02", 1, 199)]
+
+
+def test_a_load_raises_the_collectors_threshold_only_while_it_runs(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, int, int]] = []
+    real = events_cli._load_all
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(events_cli, "_load_all", spy)
+    before = gc.get_threshold()
+    file = tmp_path / "events.csv"
+    write_csv(file, [as_row(good(1))])
+
+    result = runner.invoke(app, ["events", "load", str(file)], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert seen == [(events_cli.BULK_GC_THRESHOLD, 10, 10)]
+    assert gc.get_threshold() == before
