@@ -35,6 +35,7 @@ from typing import Any, TypeVar, get_type_hints
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.convertors import StringConvertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -81,7 +82,7 @@ def _lane(route: APIRoute) -> _Lane:
         )
     if set(route.param_convertors) != parameters:
         raise TypeError(f"{route.endpoint.__name__}: path parameters {sorted(parameters)}")
-    if any(type(c).__name__ != "StringConvertor" for c in route.param_convertors.values()):
+    if not all(isinstance(c, StringConvertor) for c in route.param_convertors.values()):
         raise TypeError(f"{route.endpoint.__name__}: hot path parameters are plain strings")
     return _Lane(route, route.path_regex, route.endpoint, body[0][0], body[0][1], request[0])
 

@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from creditline.api.blocking import run_blocking
 from creditline.api.problems import problem
 from creditline.bootstrap import Container
 from creditline.shared.clock import Clock
@@ -183,3 +184,13 @@ def respond(
         if record.response is not None:
             return record.response
     return render(result)
+
+
+async def respond_blocking(
+    container: Container,
+    record: TransactionRecord[T] | None,
+    work: Callable[[], T],
+    render: Callable[[T], Response],
+) -> Response:
+    """`respond`, run where the app runs a request's blocking work (`api.blocking`)."""
+    return await run_blocking(container, lambda: respond(record, work, render))

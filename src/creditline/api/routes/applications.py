@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from creditline.api.blocking import run_blocking
 from creditline.api.deps import (
     ContainerDep,
     container_of,
@@ -17,7 +16,7 @@ from creditline.api.deps import (
     keyed_request_of,
 )
 from creditline.api.hot import hot
-from creditline.api.idempotent import respond, transaction_record
+from creditline.api.idempotent import respond_blocking, transaction_record
 from creditline.api.responses import json_model
 from creditline.decisioning import service
 from creditline.decisioning.domain.decision import Decision
@@ -191,7 +190,7 @@ async def apply(body: ApplicationIn, request: Request) -> Response:
         )
         return decision
 
-    return await run_blocking(container, lambda: respond(record, decide, _decided))
+    return await respond_blocking(container, record, decide, _decided)
 
 
 def _decided(decision: Decision) -> Response:

@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
-from creditline.api.blocking import run_blocking
 from creditline.api.deps import (
     ContainerDep,
     container_of,
@@ -23,7 +22,7 @@ from creditline.api.deps import (
     keyed_request_of,
 )
 from creditline.api.hot import hot
-from creditline.api.idempotent import respond, transaction_record
+from creditline.api.idempotent import respond_blocking, transaction_record
 from creditline.api.responses import json_model, json_models
 from creditline.bootstrap import Container
 from creditline.lending import service
@@ -355,22 +354,20 @@ async def draw(line_id: str, body: DrawIn, request: Request) -> Response:
     record = transaction_record(container, keyed, request, uow.connection, _drawn)
     request_key, amount = _require_key(key), _amount(body.amount)
     method = RepaymentMethod(body.repayment_method)
-    return await run_blocking(
+    return await respond_blocking(
         container,
-        lambda: respond(
-            record,
-            lambda: service.draw(
-                uow,
-                line_id=line_id,
-                request_key=request_key,
-                amount=amount,
-                term_months=body.term_months,
-                method=method,
-                on=container.business_date(),
-                record=record,
-            ),
-            _drawn,
+        record,
+        lambda: service.draw(
+            uow,
+            line_id=line_id,
+            request_key=request_key,
+            amount=amount,
+            term_months=body.term_months,
+            method=method,
+            on=container.business_date(),
+            record=record,
         ),
+        _drawn,
     )
 
 
@@ -404,20 +401,18 @@ async def repay(loan_id: str, body: RepaymentIn, request: Request) -> Response:
     uow = lending_uow(container)
     record = transaction_record(container, keyed, request, uow.connection, _repaid)
     repayment_id, amount = _require_key(key), _amount(body.amount)
-    return await run_blocking(
+    return await respond_blocking(
         container,
-        lambda: respond(
-            record,
-            lambda: service.repay(
-                uow,
-                loan_id=loan_id,
-                repayment_id=repayment_id,
-                amount=amount,
-                on=container.business_date(),
-                record=record,
-            ),
-            _repaid,
+        record,
+        lambda: service.repay(
+            uow,
+            loan_id=loan_id,
+            repayment_id=repayment_id,
+            amount=amount,
+            on=container.business_date(),
+            record=record,
         ),
+        _repaid,
     )
 
 
