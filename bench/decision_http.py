@@ -4,7 +4,8 @@
 
 Seeds a champion model (the demo simulation, `--population` customers), registers
 `--customers` applicants with both consents on a fresh PostgreSQL database, then starts
-`uvicorn` (`--workers` processes; `--server granian` for Granian) and sends `POST
+`creditline serve` (`--workers` processes, a listening socket each; `--server uvicorn` for
+uvicorn's workers on one shared socket, `--server granian` for Granian) and sends `POST
 /v1/applications` from this process, one new applicant per application, with the load
 models of `bench/lending_http.py`: paced open-loop Poisson arrivals at each `--rates`
 value (latency from the due time, achieved rate printed next to the offered one), then a
@@ -112,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    parser.add_argument("--server", choices=SERVERS, default="creditline")
     parser.add_argument(
         "--threads",
         type=int,

@@ -2,15 +2,15 @@
 
     .venv/bin/python bench/lending_http.py --database postgresql --clients 50 --rate 100
 
-Starts `uvicorn --factory creditline.api.app:create_app` (`--workers` processes; `--server
-granian` for Granian, `--threads` for `CREDITLINE_HTTP_THREADS`) on a
-fresh migrated database (a new PostgreSQL database, dropped afterwards, or a SQLite
-file), opens credit lines, then drives it from this process (a separate one) with 50
-concurrent clients, each on its own keep-alive connection. Every client alternates a
-draw (`POST /v1/credit-lines/{id}/draws`) and a repayment of part of that loan
-(`POST /v1/loans/{id}/repayments`), each with a new `Idempotency-Key`. A line allows 50
-open draws, so each client rotates over lines of its own, moving to the next after
-`DRAWS_PER_LINE` draws.
+Starts `creditline serve` (`--workers` processes, each with a listening socket of its own;
+`--server uvicorn` for uvicorn's own workers on one shared socket, `--server granian` for
+Granian; `--threads` for `CREDITLINE_HTTP_THREADS`) on a fresh migrated database (a new
+PostgreSQL database, dropped afterwards, or a SQLite file), opens credit lines, then
+drives it from this process (a separate one) with 50 concurrent clients, each on its own
+keep-alive connection. Every client alternates a draw (`POST /v1/credit-lines/{id}/draws`)
+and a repayment of part of that loan (`POST /v1/loans/{id}/repayments`), each with a new
+`Idempotency-Key`. A line allows 50 open draws, so each client rotates over lines of its
+own, moving to the next after `DRAWS_PER_LINE` draws.
 
 Two load models, both printed:
 
@@ -327,13 +327,20 @@ def fresh_database(kind: str, postgres: str, work: Path) -> Iterator[str]:
         admin.dispose()
 
 
-SERVERS = ("uvicorn", "granian")
+SERVERS = ("creditline", "uvicorn", "granian")
 
 
 def server_command(server: str, app: str, port: int, workers: int) -> list[str]:
-    """The command line of an HTTP server running the app factory `app`: uvicorn, which
-    `creditline serve` runs, or Granian (not a dependency: `uv pip install granian` to
-    compare; measured in docs/benchmarks.md, seventh round, and not adopted)."""
+    """The command line of an HTTP server running the app factory `app`: `creditline
+    serve` (uvicorn in workers with a listening socket each, `creditline.cli.workers`),
+    uvicorn's own workers (one shared socket), or Granian (not a dependency: `uv pip
+    install granian` to compare; measured in docs/benchmarks.md, seventh round, and not
+    adopted)."""
+    if server == "creditline":
+        return [
+            sys.executable, "-m", "creditline.cli.main", "serve", "--app", app,
+            "--port", str(port), "--workers", str(workers), "--no-migrate",
+        ]  # fmt: skip
     if server == "granian":
         if importlib.util.find_spec("granian") is None:
             raise SystemExit("--server granian: Granian is not installed (uv pip install granian)")
@@ -367,6 +374,7 @@ def http_server(
         "CREDITLINE_DATA_DIR": str(work),
         "CREDITLINE_INITIAL_BUSINESS_DATE": START.isoformat(),
         "CREDITLINE_LOG_LEVEL": "WARNING",
+        "CREDITLINE_KEEP_ALIVE_SECONDS": "120",
         **env,
     }
     process = subprocess.Popen(
@@ -484,7 +492,7 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    parser.add_argument("--server", choices=SERVERS, default="creditline")
     parser.add_argument(
         "--threads", type=int, help="CREDITLINE_HTTP_THREADS (default: the setting's default)"
     )

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis for online state; default: in-process.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    keep_alive_seconds: int = Field(
+        5,
+        ge=1,
+        le=3600,
+        description="How long `serve` keeps an idle HTTP connection open; raise it to "
+        "match a gateway's or load balancer's connection pool.",
+    )
     encryption_key: SecretStr | None = Field(
         None, description="Base64 of 32 random bytes; default: a key file in data_dir."
     )

@@ -98,9 +98,15 @@ def serve(
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving.")
     ] = True,
+    app_factory: Annotated[
+        str, typer.Option("--app", hidden=True, help="App factory (import string).")
+    ] = "creditline.api.app:create_app",
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs, health at /health, metrics at /metrics)."""
-    import uvicorn
+    """Serve the HTTP API (OpenAPI at /docs, health at /health, metrics at /metrics).
+
+    With more than one worker, each listens on a socket of its own where the system
+    allows it, so connections spread evenly over them (`creditline.cli.workers`)."""
+    from creditline.cli import workers as worker_processes
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -111,16 +117,19 @@ def serve(
     typer.echo(f"creditline {__version__} serving on http://{bind_host}:{bind_port}", err=True)
     typer.echo(f"  API docs: http://{bind_host}:{bind_port}/docs", err=True)
     sys.stderr.flush()
-    uvicorn.run(
-        "creditline.api.app:create_app",
-        factory=True,
+    code = worker_processes.serve(
+        app_factory,
         host=bind_host,
         port=bind_port,
         workers=workers,
+        echo=lambda line: typer.echo(line, err=True),
         access_log=False,
         log_config=None,  # keep our JSON logging (configure_logging) for uvicorn's lines too
         log_level=settings.log_level.lower(),
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
+    if code:
+        raise typer.Exit(code)
 
 
 def _safe(url: str) -> str:
