@@ -165,6 +165,8 @@ class Supervisor:
             if worker.process.is_alive():
                 continue
             worker.process.join()
+            if self.stopping.is_set():  # stopped by the same signal as this server
+                return
             if not worker.started:
                 self.failure = (
                     f"a worker exited with code {worker.process.exitcode} before it started"
