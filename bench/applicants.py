@@ -21,9 +21,14 @@ WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 CONSENTS = ["credit_assessment", "credit_bureau_query"]
 
 
+#: Beijing districts: each gives 21,000 distinct IDs below.
+REGIONS = ("110105", "110101", "110102", "110106", "110107", "110108")
+
+
 def national_id(n: int) -> str:
-    """A valid resident ID (checksum included), distinct for n < 21,000, born 1980-1999."""
-    first17 = f"110105{1980 + n % 20}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
+    """A valid resident ID (checksum included), distinct for n < 126,000, born 1980-1999."""
+    region = REGIONS[n // 21_000]
+    first17 = f"{region}{1980 + n % 20}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
     check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
     return first17 + check
 

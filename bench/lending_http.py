@@ -232,6 +232,23 @@ class CpuMeter:
                 )
         return server, backends
 
+    def connections(self, port: int) -> list[int]:
+        """Open client connections on `port` held by each of the server's processes that
+        holds any (how the server spread them over its workers), most first."""
+        counts = []
+        for process in [self._server, *self._server.children(recursive=True)]:
+            try:
+                held = sum(
+                    1
+                    for c in process.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+                )
+            except psutil.Error:
+                continue
+            if held:
+                counts.append(held)
+        return sorted(counts, reverse=True)
+
     def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
         server, backends = self._pids()
         return _cpu(server), _cpu(backends)
@@ -472,6 +489,8 @@ async def run_load_models(
     runs = []
     try:
         await paced("warm-up", steps, conns, warmup_rate, args.warmup)
+        spread = "/".join(str(n) for n in meter.connections(port))
+        print(f"connections per server process: {spread}", flush=True)
         for rate in args.rate_steps:
             runs.append(
                 await measured(
