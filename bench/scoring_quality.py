@@ -11,8 +11,10 @@ scorecard's points table was refined by boosted one-feature trees (and how many 
 which the training part decides by cross-validation (`creditline.scoring.training.refine`);
 "sc pairs": how many pair tables (points per bin of A × bin of B) the scorecard carries,
 the depth of the trees folded into them and their rounds, decided the same way
-(`creditline.scoring.training.pairs`: 10 pairs of depth-2 trees, or 20 or 30 of depth 3
-when validation supports more).
+(`creditline.scoring.training.pairs`: 10 pairs of depth-2 trees, then 20, 30, 40, … of
+deeper trees for as long as validation supports more); "sc ladder": the validation AUC
+of each pair count the search tried (the card's own first), which is what it judged by.
+Run one or more datasets by name: `python -m bench.scoring_quality hmeq taiwan`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -65,6 +68,15 @@ def baselines(name: str) -> tuple[float, float]:
         proba = np.asarray(model.predict_proba(x.iloc[te]))
         lgb_auc = roc_auc_score(y[te], proba[:, 1])
     return float(opt_auc), float(lgb_auc)
+
+
+def _ladder(pairs: dict[str, Any]) -> str:
+    """``card .928 | 10 .938 20 .946 …``: the validation AUC of the card and of each count."""
+    tried = pairs.get("pair_counts_tried")
+    if not isinstance(tried, dict) or "scorecard_auc" not in pairs:
+        return "—"
+    steps = " ".join(f"{k} {float(v):.4f}" for k, v in tried.items())
+    return f"card {float(pairs['scorecard_auc']):.4f} | {steps}"
 
 
 def main() -> None:
@@ -113,6 +125,7 @@ def main() -> None:
                         if pairs.get("applied")
                         else "no"
                     ),
+                    "sc ladder": _ladder(pairs),
                     "shap MB": (gbm_folder / "shap_tables.npz").stat().st_size / 1e6,
                     "train s": seconds,
                 }
@@ -120,7 +133,7 @@ def main() -> None:
             print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
     frame = pd.DataFrame(rows)
     with pd.option_context(
-        "display.width", 220, "display.max_columns", 20, "display.float_format", "{:.4f}".format
+        "display.width", 300, "display.max_columns", 20, "display.float_format", "{:.4f}".format
     ):
         print(frame.to_string(index=False))
     print(f"\nmean best AUC {np.mean(frame['best']):.4f}")

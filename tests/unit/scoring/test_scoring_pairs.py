@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -12,8 +14,9 @@ from numpy.typing import NDArray
 
 from creditline.scoring import metrics
 from creditline.scoring.binning import FeatureBins
+from creditline.scoring.training import pairs as pairs_module
 from creditline.scoring.training.gbm import gbm_matrix
-from creditline.scoring.training.pairs import add_pairs, pair_counts, pair_tables
+from creditline.scoring.training.pairs import add_pairs, pair_capacity, pair_counts, pair_tables
 from creditline.scoring.training.scorecard import (
     FittedScorecard,
     ScorecardParams,
@@ -46,6 +49,19 @@ def many_pairs(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
     for i in range(8):
         for j in range(i + 1, 8):
             logit += 0.45 * signs[:, i] * signs[:, j]
+    y: NDArray[np.int8] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    return frame, y
+
+
+def every_pair(n: int, seed: int) -> tuple[pd.DataFrame, NDArray[np.int8]]:
+    """Risk in all 45 combinations of ten features: each pair adds ±0.35 to the log-odds."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{k}": rng.normal(size=n) for k in range(10)})
+    signs = np.sign(frame.to_numpy())
+    logit = -1.0 + 0.3 * frame.to_numpy().sum(axis=1)
+    for i in range(10):
+        for j in range(i + 1, 10):
+            logit += 0.35 * signs[:, i] * signs[:, j]
     y: NDArray[np.int8] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     return frame, y
 
@@ -95,11 +111,116 @@ def test_an_additive_book_keeps_its_card() -> None:
 
 
 def test_pair_counts_go_by_steps_up_to_the_maximum_and_the_ranked_pairs() -> None:
-    assert pair_counts(ScorecardParams(), 66) == [10, 20, 30]
+    assert pair_counts(ScorecardParams(), 66) == [10, 20, 30, 40, 50, 60, 66]
+    assert pair_counts(ScorecardParams(), 45) == [10, 20, 30, 40, 45]
     assert pair_counts(ScorecardParams(), 25) == [10, 20, 25]
     assert pair_counts(ScorecardParams(), 3) == [3]
+    assert pair_counts(ScorecardParams(), 500) == list(range(10, 101, 10))
+    assert pair_counts(ScorecardParams(pair_max=30), 66) == [10, 20, 30]
     assert pair_counts(ScorecardParams(pair_max=10), 66) == [10]
     assert pair_counts(ScorecardParams(pair_max=5, pair_step=10), 66) == [5]
+
+
+def test_later_steps_of_the_ladder_get_deeper_trees_on_finer_bins() -> None:
+    params = ScorecardParams()
+    assert [pair_capacity(params, k) for k in range(6)] == [
+        (2, 16),
+        (3, 32),
+        (3, 32),
+        (4, 32),
+        (4, 32),
+        (4, 32),
+    ]
+
+
+def scripted_ladder(
+    monkeypatch: pytest.MonkeyPatch, aucs: dict[int, float], available: int
+) -> tuple[Any, dict[str, Any], list[tuple[int, int, int]]]:
+    """`_fewest_pairs` with each count's validation AUC given (card's: 0.80); the fits
+    asked for as (count, depth, bins)."""
+    asked: list[tuple[int, int, int]] = []
+
+    def judged(
+        matrix: Any, y: Any, z0: Any, lgb_params: dict[str, Any], params: Any, budget: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        count = len(lgb_params["interaction_constraints"])
+        asked.append((count, lgb_params["max_depth"], lgb_params["max_bin"]))
+        auc = aucs[count]
+        info = {"scorecard_auc": 0.80, "refined_auc": auc, "calibration": (0.0, 1.0)}
+        return (f"booster {count}" if auc >= 0.80 + budget.margin else None), info
+
+    monkeypatch.setattr(pairs_module, "boost_on_card", judged)
+    ranked = [(k, k + 1) for k in range(available)]
+    empty = np.zeros((0, 0))
+    final: Any
+    final, info = pairs_module._fewest_pairs(
+        empty, np.zeros(0, dtype=np.int8), np.zeros(0), ranked, ScorecardParams()
+    )
+    return final, info, asked
+
+
+def test_the_ladder_goes_past_thirty_pairs_while_validation_gains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gains of 0.01, 0.005, 0.003, 0.0025 (each ≥ the 0.002 margin), then 0.001 and 0.0015
+    over 50: two counts in a row that gain too little, so 50 pairs are kept and 80 is never
+    fitted."""
+    aucs = {10: 0.82, 20: 0.83, 30: 0.835, 40: 0.838, 50: 0.8405, 60: 0.8415, 70: 0.842, 80: 0.9}
+
+    final, info, asked = scripted_ladder(monkeypatch, aucs, available=80)
+
+    assert final == "booster 50"
+    assert info["pair_count"] == 50
+    assert (info["depth"], info["max_bin"]) == (4, 32)
+    assert info["pair_counts_tried"] == {str(k): aucs[k] for k in (10, 20, 30, 40, 50, 60, 70)}
+    assert asked == [
+        (10, 2, 16),
+        (20, 3, 32),
+        (30, 3, 32),
+        (40, 4, 32),
+        (50, 4, 32),
+        (60, 4, 32),
+        (70, 4, 32),
+    ]
+
+
+def test_one_count_that_gains_too_little_does_not_stop_the_ladder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30 pairs gain only 0.001 over 20, but 40 gain 0.006 over 20: 40 are kept; 45 (all the
+    ranked pairs) gain 0.001 over 40 and end the ladder."""
+    aucs = {10: 0.82, 20: 0.83, 30: 0.831, 40: 0.836, 45: 0.837}
+
+    final, info, asked = scripted_ladder(monkeypatch, aucs, available=45)
+
+    assert final == "booster 40"
+    assert (info["pair_count"], info["depth"]) == (40, 4)
+    assert [a[0] for a in asked] == [10, 20, 30, 40, 45]
+
+
+def test_the_ladder_stops_after_two_counts_that_gain_too_little(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """20 and 30 pairs gain 0.0015 and 0.0019 over 10 (< 0.002): 10 are kept, however much
+    40 would gain."""
+    aucs = {10: 0.82, 20: 0.8215, 30: 0.8219, 40: 0.90}
+
+    final, info, asked = scripted_ladder(monkeypatch, aucs, available=45)
+
+    assert final == "booster 10"
+    assert info["pair_count"] == 10
+    assert info["depth"] == 2
+    assert [a[0] for a in asked] == [10, 20, 30]
+
+
+def test_the_ladder_keeps_no_pair_when_the_first_step_does_not_help(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    final, info, asked = scripted_ladder(monkeypatch, {10: 0.801}, available=45)
+
+    assert final is None
+    assert info["pair_count"] == 10
+    assert [a[0] for a in asked] == [10]
 
 
 def test_a_single_interaction_keeps_the_first_step() -> None:
@@ -136,6 +257,30 @@ def test_risk_in_many_combinations_earns_more_pairs_and_deeper_trees() -> None:
     )
 
 
+def test_risk_in_every_combination_takes_the_ladder_past_thirty_pairs() -> None:
+    """Ten features, risk in all 45 pairs: validation keeps gaining beyond 30 pairs, so the
+    ladder goes on with depth-4 trees, and on fresh rows the card beats the 30-pair one."""
+    frame, y = every_pair(8000, seed=21)
+    fresh, y_fresh = every_pair(8000, seed=22)
+    params = ScorecardParams(refine_rounds=0)
+
+    card, paired = with_pairs(frame, y, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        thirty = add_pairs(card, frame, y, params=replace(params, pair_max=30))
+
+    search = paired.pair_search
+    assert search["pair_count"] > 30
+    assert search["depth"] == 4
+    assert len(paired.pairs) == search["pair_count"]
+    tried = search["pair_counts_tried"]
+    assert tried[str(search["pair_count"])] >= tried["30"] + params.pair_margin
+    assert thirty.pair_search["pair_count"] == 30
+    assert (
+        metrics.auc(y_fresh, paired.logit(fresh)) > metrics.auc(y_fresh, thirty.logit(fresh)) + 0.01
+    )
+
+
 def test_large_books_judge_the_pairs_on_a_holdout() -> None:
     frame, y = interacting(6000, seed=1)
 
@@ -168,12 +313,12 @@ def test_points_and_pair_cells_add_up_to_the_calibrated_logit() -> None:
     np.testing.assert_allclose(total, scale.offset - scale.factor * paired.logit(frame))
 
 
-@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("depth", [2, 3, 4])
 def test_pair_tables_reproduce_lightgbms_margin(depth: int) -> None:
     """Trees restricted to pairs, folded into tables: LightGBM's own prediction is the judge,
     on the training rows and on new rows with missing values, special codes, values on
-    thresholds and unseen categories. Depth 3: a path may split on its root's feature
-    twice, and the two subtrees under the root may belong to different pairs."""
+    thresholds and unseen categories. Depth 3 and 4: a path may split on its root's
+    feature twice, and the two subtrees under the root may belong to different pairs."""
     rng = np.random.default_rng(7)
     n = 3000
     frame = pd.DataFrame(
@@ -186,6 +331,9 @@ def test_pair_tables_reproduce_lightgbms_margin(depth: int) -> None:
     )
     frame.loc[rng.random(n) < 0.1, "x0"] = np.nan
     frame.loc[rng.random(n) < 0.05, "x2"] = SPECIAL
+    # the new rows test x0 = 0; deeper trees cut at LightGBM's ±1e-35 around it, and the
+    # tables are exact only where training rows were (a zero-width interval has none)
+    frame.loc[1, "x0"] = 0.0
     y = (rng.random(n) < 0.3).astype(np.int8)
     stats = [
         bin_stats(FeatureBins("x0", "numerical", splits=(0.0,)), frame["x0"], y),

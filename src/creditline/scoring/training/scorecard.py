@@ -19,9 +19,9 @@ Steps, each with a default that holds for the general case (no tuning per datase
    cross-validation on the training part says they help
    (`creditline.scoring.training.refine`); `refine_rounds = 0` keeps the classic card.
 8. It may then add pair tables, points per (bin of A × bin of B) for up to `pair_max`
-   pairs of its features (10 pairs of depth-2 trees, or 20 or 30 of deeper trees on
-   finer bins when validation supports more), when validation on the training part
-   says they help (`creditline.scoring.training.pairs`);
+   pairs of its features (10 pairs of depth-2 trees, then 20, 30, 40, … of deeper trees
+   on finer bins for as long as validation supports more), when validation on the
+   training part says they help (`creditline.scoring.training.pairs`);
    `pair_max = 0` keeps no pair.
 """
 
@@ -63,13 +63,18 @@ class ScorecardParams:
     refine_max_bin: int = 63
     refine_margin: float = 0.001
     # pair cells (`creditline.scoring.training.pairs`); 0 pairs: no pair tables
-    pair_max: int = 30
+    pair_max: int = 100  # a bound on serving cost; the ladder stops first on most books
     pair_step: int = 10  # pair counts tried: pair_step, 2 · pair_step, … up to pair_max
     pair_rank_rounds: int = 100
-    pair_rounds: int = 1000
+    pair_rounds: int = 2000
+    pair_patience: int = 150  # rounds without validation gain before pair trees stop
     pair_max_bin: int = 16  # depth-2 trees on the first pair_step pairs (and the ranking)
-    pair_deeper: tuple[int, int] = (3, 32)  # more pairs: max depth, histogram bins
+    # (max depth, histogram bins) of the ladder's later steps: the second step on, then the
+    # fourth step on (the first step: depth 2 on pair_max_bin)
+    pair_deeper: tuple[int, int] = (3, 32)
+    pair_deepest: tuple[int, int] = (4, 32)
     pair_margin: float = 0.002
+    pair_misses: int = 1  # counts in a row that may gain < pair_margin without ending the ladder
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
