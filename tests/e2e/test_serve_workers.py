@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from creditline.cli.workers import listening_socket, reuse_port_supported
+from creditline.cli.workers import reuse_port_supported, worker_socket
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,7 +71,7 @@ def _workers(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
 
 
 def _wait_for_workers(process: subprocess.Popen[bytes], count: int, port: int) -> None:
-    """Until `count` workers each listen on `port`."""
+    """Until `count` workers each listen on `port` (a worker listens once it started)."""
     for _ in range(300):
         listening = [
             worker
@@ -174,10 +174,12 @@ def test_a_port_held_by_another_program_stops_the_server_with_a_reason(tmp_path:
 
 
 def test_worker_sockets_share_a_port() -> None:
-    first = listening_socket("127.0.0.1", 0)
+    first = worker_socket("127.0.0.1", 0)
     try:
+        first.listen()
         port = first.getsockname()[1]
-        second = listening_socket("127.0.0.1", port)
+        second = worker_socket("127.0.0.1", port)
+        second.listen()
         second.close()
     finally:
         first.close()

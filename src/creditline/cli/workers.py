@@ -7,14 +7,17 @@ so one worker ends up with most of them: 50 connections opened at once landed 5/
 three workers (docs/benchmarks.md, seventh round). That worker then serves most of the
 traffic near its own saturation while the others idle, and the tail grows with it.
 
-Rule: on a system with `SO_REUSEPORT` (Linux, the BSDs), every worker binds a socket of
-its own to the same address with that option, and the kernel spreads new connections
-over the sockets by a hash of their addresses, so each worker gets its share whatever
-the timing. Elsewhere, or with one worker, uvicorn serves as before. The supervisor here
-keeps what uvicorn's gives: SIGINT/SIGTERM stop the workers and wait for them to finish
-their requests; a worker that dies after it started is replaced; a worker that fails
-before it started (the app cannot be built, the port is taken) stops the whole server
-with exit code 1, since a replacement would fail the same way.
+Rule: on Linux (3.9 and later), every worker binds a socket of its own to the same
+address with `SO_REUSEPORT`, and the kernel spreads new connections over the sockets by
+a hash of their addresses, so each worker gets its share whatever the timing (other
+systems accept the option without balancing, so they keep uvicorn's way). Elsewhere, or
+with one worker, uvicorn serves as before. The supervisor here keeps what uvicorn's
+gives: SIGINT/SIGTERM stop the workers and wait for them to finish their requests; a
+worker that dies is replaced, except one that could not start (the app cannot be built,
+the port is taken: uvicorn's exit code 3 for a startup failure), which stops the whole
+server with exit code 1, since a replacement would fail the same way (so do more than
+five workers in a row that exit before they start). A worker's socket listens only once
+its app has started, so no connection is hashed to a worker that is still starting.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,15 +37,18 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn import config as uvicorn_config
 
 STARTED = "started"
 FAILED = "failed"
+STARTUP_FAILURE = uvicorn_config.STARTUP_FAILURE  # a worker's exit code: do not replace it
+EARLY_EXITS = 5  # workers in a row that may exit before they start (killed, crashed)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def reuse_port_supported() -> bool:
-    """Whether this system can give each worker a socket of its own on one port."""
-    if not hasattr(socket, "SO_REUSEPORT"):
+    """Whether this system spreads connections over sockets sharing a port (Linux)."""
+    if not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"):
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
@@ -51,18 +58,19 @@ def reuse_port_supported() -> bool:
     return True
 
 
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A TCP socket bound to (host, port) with `SO_REUSEPORT`, listening.
+def worker_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with `SO_REUSEPORT`, not yet listening.
 
-    Raises OSError when the address is taken by a socket without the option (another
-    program) or cannot be bound."""
+    The worker's server listens on it once the app has started, so the kernel hashes no
+    connection to a worker still starting (or failing to). Raises OSError when the
+    address is taken by a socket without the option (another program) or cannot be
+    bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(backlog)
         sock.set_inheritable(True)
     except OSError:
         sock.close()
@@ -84,10 +92,10 @@ class WorkerConfig:
 def _worker(config: WorkerConfig, report: Connection) -> None:
     """A worker's body: bind its own socket, serve until told to stop."""
     try:
-        sock = listening_socket(config.host, config.port)
+        sock = worker_socket(config.host, config.port)
     except OSError as error:
         report.send((FAILED, f"cannot listen on {config.host}:{config.port}: {error}"))
-        raise SystemExit(1) from error
+        raise SystemExit(STARTUP_FAILURE) from error
     server = uvicorn.Server(uvicorn.Config(config.app, factory=config.factory, **config.options))
 
     def tell_when_started() -> None:
@@ -98,7 +106,7 @@ def _worker(config: WorkerConfig, report: Connection) -> None:
     threading.Thread(target=tell_when_started, daemon=True).start()
     server.run(sockets=[sock])
     if not server.started:
-        raise SystemExit(1)
+        raise SystemExit(STARTUP_FAILURE)
 
 
 @dataclass
@@ -119,6 +127,7 @@ class Supervisor:
         self.failure: str | None = None
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
+        self._early_exits = 0  # workers in a row that exited before they started
 
     def _start(self) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=False)
@@ -157,6 +166,7 @@ class Supervisor:
                     break
                 if state == STARTED:
                     worker.started = True
+                    self._early_exits = 0
                 else:
                     self.failure = reason
             if self.failure is not None:
@@ -168,11 +178,13 @@ class Supervisor:
             if self.stopping.is_set():  # stopped by the same signal as this server
                 return
             if not worker.started:
-                self.failure = (
-                    f"a worker exited with code {worker.process.exitcode} before it started"
-                )
-                self.stopping.set()
-                return
+                self._early_exits += 1
+                if worker.process.exitcode == STARTUP_FAILURE or self._early_exits > EARLY_EXITS:
+                    self.failure = (
+                        f"a worker exited with code {worker.process.exitcode} before it started"
+                    )
+                    self.stopping.set()
+                    return
             self.echo(
                 f"worker {worker.process.pid} exited ({worker.process.exitcode}); replacing it"
             )
