@@ -101,11 +101,12 @@ def _worker(config: WorkerConfig, report: Connection) -> None:
     def tell_when_started() -> None:
         while not server.started and not server.should_exit:
             threading.Event().wait(0.05)
-        report.send((STARTED, "") if server.started else (FAILED, "stopped before it started"))
+        if server.started:
+            report.send((STARTED, ""))
 
     threading.Thread(target=tell_when_started, daemon=True).start()
     server.run(sockets=[sock])
-    if not server.started:
+    if not server.started and not server.should_exit:  # not stopped by a signal: failed
         raise SystemExit(STARTUP_FAILURE)
 
 
