@@ -7,10 +7,11 @@ the GIL with the event loop, which parses the next requests meanwhile.
 
 With `CREDITLINE_HTTP_THREADS=0` the hot write routes (a decision, a draw, a repayment)
 run their transaction inline on the event loop: a process serves one such request at a
-time, and a server scales by processes (`uvicorn --workers N`) instead, as a
+time, and a server scales by processes (`creditline serve --workers N`) instead, as a
 synchronous worker model does. On a small machine this does the same work with less CPU
 per request (no thread trips, no GIL contention); a process waiting on the database then
-holds its other connections' requests, so it wants a few more processes than cores.
+holds its other connections' requests. On two cores, one process per core gave the
+highest saturation (docs/benchmarks.md, eighth round).
 The idempotency middleware's own writes (for a key whose route does not keep its record)
 follow the same setting; routes off the hot path keep running on the thread pool.
 """

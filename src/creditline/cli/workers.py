@@ -22,13 +22,12 @@ its app has started, so no connection is hashed to a worker that is still starti
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -100,7 +99,7 @@ def _worker(config: WorkerConfig, report: Connection) -> None:
 
     def tell_when_started() -> None:
         while not server.started and not server.should_exit:
-            threading.Event().wait(0.05)
+            time.sleep(0.05)
         if server.started:
             report.send((STARTED, ""))
 
@@ -194,9 +193,8 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         for worker in self._workers:
-            if worker.process.is_alive() and worker.process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.process.pid, signal.SIGTERM)
+            if worker.process.is_alive():
+                worker.process.terminate()  # SIGTERM: uvicorn finishes its requests
         for worker in self._workers:
             worker.process.join(timeout=30)
             if worker.process.is_alive():
@@ -217,8 +215,8 @@ def serve(
 ) -> int:
     """Serve `app` with `workers` processes; returns the exit code.
 
-    With `SO_REUSEPORT` and more than one worker, each worker listens on its own socket
-    (see the module docstring); otherwise uvicorn's own server and workers."""
+    On Linux with more than one worker, each worker listens on its own socket (see the
+    module docstring); otherwise uvicorn's own server and workers."""
     if workers > 1 and reuse_port_supported():
         config = WorkerConfig(app, host, port, factory, options | {"host": host, "port": port})
         return Supervisor(config, workers, echo=echo).run()
